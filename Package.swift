@@ -1,0 +1,59 @@
+// swift-tools-version: 6.0
+//
+// kubeshark-swift: a Kubernetes traffic analyzer with dissectors loaded as
+// plugins through a stable C ABI (Sources/PluginAPI/include/kubeshark_plugin.h).
+
+import PackageDescription
+
+let package = Package(
+    name: "kubeshark-swift",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kubeshark", targets: ["kubeshark"]),
+        .library(name: "PluginKit", targets: ["PluginKit"]),
+        // Built-in dissectors: dynamic libraries named libksplugin-<name>.so, found
+        // next to the executable at run time.
+        .library(name: "ksplugin-http", type: .dynamic, targets: ["HTTPPlugin"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // The stable ABI: one C header and nothing else.
+        .target(name: "PluginAPI", path: "Sources/PluginAPI"),
+        // System libraries.
+        .systemLibrary(name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap",
+                       providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        // Swift SDK for plugin authors (not part of the ABI).
+        .target(name: "PluginKit", dependencies: ["PluginAPI"], path: "Sources/PluginKit"),
+        // The engine.
+        .target(
+            name: "Host",
+            dependencies: [
+                "PluginAPI", "CPcap",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Host"
+        ),
+        .executableTarget(
+            name: "kubeshark",
+            dependencies: [
+                "Host",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/kubeshark"
+        ),
+        // Built-in plugins.
+        .target(name: "HTTPPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/HTTP"),
+
+        // Tests.
+        .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], path: "Tests/PluginAPITests"),
+        .testTarget(name: "HostTests", dependencies: ["Host", "PluginAPI"], path: "Tests/HostTests"),
+        .testTarget(name: "HTTPPluginTests", dependencies: ["Host", "HTTPPlugin"], path: "Tests/HTTPPluginTests"),
+        .testTarget(name: "CLITests", dependencies: ["Host"], path: "Tests/CLITests"),
+    ]
+)
