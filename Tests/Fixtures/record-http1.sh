@@ -44,6 +44,7 @@ CLI6=fd00:231::2
 PYPORT=8080
 
 WORK=$(mktemp -d /tmp/kstest-record.XXXXXX)
+chmod 755 "$WORK" # nginx workers run as nobody
 NGINX_PID=
 PYSRV_PID=
 TCPDUMP_PID=
@@ -58,6 +59,10 @@ cleanup() {
   done
   for pid in $TCPDUMP_PID $PYSRV_PID $NGINX_PID; do
     wait "$pid" 2>/dev/null
+  done
+  # anything still running inside our own namespaces (by PID)
+  for ns in "$NS_CLI" "$NS_SRV"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
   done
   ip netns del "$NS_CLI" 2>/dev/null
   ip netns del "$NS_SRV" 2>/dev/null
@@ -112,10 +117,16 @@ def write(path, data):
     with open(os.path.join(www, path), "wb") as f:
         f.write(data)
 write("static/page.txt", b"kubeshark fixture page\n" * 8)
-# ~5 KB of text for gzip + chunked
-write("gz/text5k.txt", b"".join(
-    b"gzip line %03d: the quick brown fox jumps over the lazy dog\n" % i
-    for i in range(1, 86))[:5120])
+# 5 KB of text for gzip + chunked; seeded pseudo-random words so that the
+# compressed body (~2.5 KB) still spans several TCP segments
+import random
+rng = random.Random(231)
+words = [b"kube", b"shark", b"pcap", b"http", b"chunk", b"gzip", b"pod", b"node",
+         b"trace", b"flow", b"envoy", b"mesh", b"dns", b"tcp", b"tls", b"grpc"]
+text = b""
+while len(text) < 5120:
+    text += b" ".join(rng.choice(words) + b"%d" % rng.randrange(1000) for _ in range(8)) + b"\n"
+write("gz/text5k.txt", text[:5119] + b"\n")
 # exactly 64 KiB of numbered lines
 lines = b"".join(b"large body line %05d abcdefghijklmnopqrstuvwxyz0123456789\n" % i
                  for i in range(1, 2000))
@@ -206,9 +217,11 @@ wait_listen() { # NS PORT
 }
 
 log "starting nginx and python server"
-srv nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log" &
+# Background processes are started with a plain "ip netns exec ... &" (not via
+# the srv/cli functions) so that $! is the process itself and can be signalled.
+ip netns exec "$NS_SRV" nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log" &
 NGINX_PID=$!
-srv "$PY" "$HERE/http1_fixture_server.py" "$SRV4" "$PYPORT" "$WORK/pysrv.ready" &
+ip netns exec "$NS_SRV" "$PY" "$HERE/http1_fixture_server.py" "$SRV4" "$PYPORT" "$WORK/pysrv.ready" &
 PYSRV_PID=$!
 wait_listen "$NS_SRV" 80
 wait_listen "$NS_SRV" 8081
@@ -219,7 +232,7 @@ for i in $(seq 1 100); do [[ -f $WORK/pysrv.ready ]] && break; sleep 0.05; done
 start_capture() { # NAME
   CUR=$1
   : > "$WORK/tcpdump.err"
-  cli tcpdump -i "$VETH_CLI" -U --immediate-mode -s 0 -Z root -n \
+  ip netns exec "$NS_CLI" tcpdump -i "$VETH_CLI" -U --immediate-mode -s 0 -Z root -n \
     -w "$WORK/raw/$CUR.pcap" tcp 2>"$WORK/tcpdump.err" &
   TCPDUMP_PID=$!
   local i
@@ -240,7 +253,7 @@ stop_capture() {
   log "  $CUR.pcap: ${packets:-?} packets, $(stat -c %s "$WORK/raw/$CUR.pcap") bytes"
 }
 
-CURL=(curl -sS --noproxy '*' -A 'curl/kstest')
+CURL=(curl -sS --fail --noproxy '*' -A 'curl/kstest')
 URL=http://$SRV4
 
 # --- scenarios -------------------------------------------------------------
@@ -267,7 +280,7 @@ stop_capture
 
 log "recording http1-chunked-trailers"
 start_capture http1-chunked-trailers
-cli "$PY" "$HERE/http1_fixture_client.py" trailers "$SRV4" "$PYPORT"
+cli "$PY" "$HERE/http1_fixture_client.py" trailers "$SRV4" "$PYPORT" >&2
 stop_capture
 
 log "recording http1-head-204-304"
@@ -275,8 +288,8 @@ ETAG=$(cli "${CURL[@]}" -I "$URL/static/page.txt" | tr -d '\r' | sed -n 's/^[Ee]
 [[ -n $ETAG ]] || { log "no ETag from nginx"; exit 1; }
 start_capture http1-head-204-304
 cli "${CURL[@]}" -o /dev/null -I "$URL/static/page.txt" \
-  --next -sS --noproxy '*' -A 'curl/kstest' -o /dev/null "$URL/no-content" \
-  --next -sS --noproxy '*' -A 'curl/kstest' -o /dev/null -H "If-None-Match: $ETAG" "$URL/static/page.txt"
+  --next -sS --fail --noproxy '*' -A 'curl/kstest' -o /dev/null "$URL/no-content" \
+  --next -sS --fail --noproxy '*' -A 'curl/kstest' -o /dev/null -H "If-None-Match: $ETAG" "$URL/static/page.txt"
 stop_capture
 
 log "recording http1-expect-100"
@@ -287,7 +300,7 @@ stop_capture
 
 log "recording http1-pipelined"
 start_capture http1-pipelined
-cli "$PY" "$HERE/http1_fixture_client.py" pipelined "$SRV4" 80
+cli "$PY" "$HERE/http1_fixture_client.py" pipelined "$SRV4" 80 >&2
 stop_capture
 
 log "recording http1-close-delimited"
@@ -307,7 +320,7 @@ stop_capture
 log "recording http1-upgrades"
 start_capture http1-upgrades
 cli "${CURL[@]}" -o /dev/null --http2 "$URL/static/page.txt"
-cli "$PY" "$HERE/http1_fixture_client.py" websocket "$SRV4" "$PYPORT"
+cli "$PY" "$HERE/http1_fixture_client.py" websocket "$SRV4" "$PYPORT" >&2
 stop_capture
 
 log "recording http1-ipv6"
@@ -325,7 +338,7 @@ mkdir -p "$OUT_DIR"
 for f in "$WORK"/raw/*.pcap; do
   size=$(stat -c %s "$f")
   if (( size > 200 * 1024 )); then log "$(basename "$f") is too large ($size bytes)"; exit 1; fi
-  if ! tshark -n -r "$f" -Y http -T fields -e frame.number >/dev/null 2>&1; then
+  if ! tshark -n -r "$f" -Y http -T fields -e frame.number >/dev/null 2>"$WORK/tshark.err"; then
     log "tshark cannot read $(basename "$f")"; exit 1
   fi
 done
@@ -334,6 +347,6 @@ for f in "$WORK"/raw/*.pcap; do
   cp "$f" "$OUT_DIR/$name.pcap"
   tshark -n -r "$f" -Y http -T fields -e frame.number -e tcp.stream \
     -e http.request.method -e http.request.uri -e http.response.code \
-    > "$OUT_DIR/$name.tshark.tsv"
+    > "$OUT_DIR/$name.tshark.tsv" 2>"$WORK/tshark.err"
 done
 log "wrote $(ls "$WORK"/raw/*.pcap | wc -l) captures to $OUT_DIR"

@@ -11,84 +11,22 @@ enum EndpointFormatter {
         w.raw(UInt8(ascii: "}"))
     }
 
+    /// The endpoint's address as an `IPAddress`.
+    static func ipAddress(_ e: ks_endpoint) -> IPAddress {
+        withUnsafeBytes(of: e.addr) { a in
+            IPAddress(networkBytes: UnsafeRawBufferPointer(rebasing: a[0..<(e.family == 6 ? 16 : 4)]))!
+        }
+    }
+
     /// Appends the address text (dotted quad, or RFC 5952 IPv6) without quotes.
     static func address(_ e: ks_endpoint, into w: inout JSONWriter) {
-        var copy = e
-        withUnsafeBytes(of: &copy.addr) { a in
-            if e.family == 6 {
-                ipv6(a, into: &w)
-            } else {
-                for i in 0..<4 {
-                    if i > 0 { w.raw(UInt8(ascii: ".")) }
-                    w.uint(UInt64(a[i]))
-                }
-            }
-        }
+        w.raw(Array(ipAddress(e).description.utf8))
     }
 
     /// The address as a String.
-    static func addressString(_ e: ks_endpoint) -> String {
-        var w = JSONWriter(capacity: 48)
-        address(e, into: &w)
-        return String(decoding: w.bytes, as: UTF8.self)
-    }
-
-    /// RFC 5952: lowercase hex, leading zeros dropped, the longest run (>= 2) of zero groups as "::".
-    private static func ipv6(_ a: UnsafeRawBufferPointer, into w: inout JSONWriter) {
-        var groups = [UInt16](repeating: 0, count: 8)
-        for i in 0..<8 { groups[i] = UInt16(a[2 * i]) << 8 | UInt16(a[2 * i + 1]) }
-        var bestStart = -1
-        var bestLength = 0
-        var i = 0
-        while i < 8 {
-            if groups[i] == 0 {
-                var j = i
-                while j < 8 && groups[j] == 0 { j += 1 }
-                if j - i > bestLength && j - i >= 2 {
-                    bestStart = i
-                    bestLength = j - i
-                }
-                i = j
-            } else {
-                i += 1
-            }
-        }
-        // IPv4-mapped ::ffff:a.b.c.d keeps its dotted tail.
-        if bestStart == 0 && bestLength == 5 && groups[5] == 0xFFFF {
-            w.raw("::ffff:")
-            for k in 12..<16 {
-                if k > 12 { w.raw(UInt8(ascii: ".")) }
-                w.uint(UInt64(a[k]))
-            }
-            return
-        }
-        i = 0
-        while i < 8 {
-            if i == bestStart {
-                w.raw("::")
-                i += bestLength
-                continue
-            }
-            if i > 0 && i != bestStart + bestLength { w.raw(UInt8(ascii: ":")) }
-            hexGroup(groups[i], into: &w)
-            i += 1
-        }
-    }
+    static func addressString(_ e: ks_endpoint) -> String { ipAddress(e).description }
 
     private static let digits: StaticString = "0123456789abcdef"
-
-    private static func hexGroup(_ v: UInt16, into w: inout JSONWriter) {
-        var started = false
-        digits.withUTF8Buffer { d in
-            for shift in stride(from: 12, through: 0, by: -4) {
-                let nibble = Int(v >> UInt16(shift) & 0xF)
-                if nibble != 0 || started || shift == 0 {
-                    w.raw(d[nibble])
-                    started = true
-                }
-            }
-        }
-    }
 
     /// Appends `v` as 16 lowercase hex digits (stream ids).
     static func hex(_ v: UInt64, into w: inout JSONWriter) {

@@ -105,7 +105,7 @@ public final class LoadedPlugin: @unchecked Sendable {
     }
 
     /// Calls the plugin's init with the host services. Throws when init fails.
-    func start(config: String = "") throws(PluginError) {
+    public func start(config: String = "") throws(PluginError) {
         guard !started else { return }
         if let initialize = descriptor.pointee.`init` {
             var ctx: UnsafeMutableRawPointer?
@@ -125,7 +125,7 @@ public final class LoadedPlugin: @unchecked Sendable {
     }
 
     /// Calls shutdown once.
-    func stop() {
+    public func stop() {
         guard started else { return }
         started = false
         if let shutdown = descriptor.pointee.shutdown { shutdown(context) }

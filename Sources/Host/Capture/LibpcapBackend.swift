@@ -1,0 +1,163 @@
+import CPcap
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Packets through libpcap: capture files (pcap and pcapng, read streaming, never
+/// loaded whole) and live interfaces.
+public final class LibpcapBackend: CaptureBackend {
+    public let name: String
+    public let linkType: Int32
+    private var handle: OpaquePointer?
+    private let isFile: Bool
+    private let path: String
+    private var stats = CaptureStatistics()
+    private var nanosecondPrecision: Bool
+
+    /// Options for live capture.
+    public struct LiveOptions: Sendable {
+        public var snapLength: Int32 = 262_144
+        public var promiscuous = false
+        public var immediate = true
+        public var bufferSizeBytes: Int32 = 8 << 20
+        public var timeoutMs: Int32 = 100
+        public var filter: String?
+        public init() {}
+    }
+
+    /// Opens a pcap or pcapng file for streaming reads.
+    public init(file path: String) throws(CaptureError) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw CaptureError(errno == ENOENT ? .notFound : .other, "cannot open \(path): \(reason)")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG || (st.st_mode & S_IFMT) == S_IFIFO else {
+            throw CaptureError(.notACapture, "\(path) is not a regular file")
+        }
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            let reason = errorText(errbuf)
+            let kind: CaptureError.Kind = reason.contains("truncated") ? .truncated : .notACapture
+            throw CaptureError(kind, "\(path) is not a readable pcap/pcapng capture: \(reason)")
+        }
+        handle = h
+        isFile = true
+        self.path = path
+        name = "pcap-file"
+        linkType = pcap_datalink(h)
+        nanosecondPrecision = pcap_get_tstamp_precision(h) == PCAP_TSTAMP_PRECISION_NANO
+    }
+
+    /// Opens a live capture on `interface` ("any" for every interface).
+    public init(interface: String, options: LiveOptions = LiveOptions()) throws(CaptureError) {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_create(interface, &errbuf) else {
+            throw CaptureError(.other, "libpcap cannot open \(interface): \(errorText(errbuf))")
+        }
+        pcap_set_snaplen(h, options.snapLength)
+        pcap_set_promisc(h, options.promiscuous ? 1 : 0)
+        pcap_set_timeout(h, options.timeoutMs)
+        pcap_set_buffer_size(h, options.bufferSizeBytes)
+        if options.immediate { pcap_set_immediate_mode(h, 1) }
+        pcap_set_tstamp_precision(h, Int32(PCAP_TSTAMP_PRECISION_NANO))
+        let status = pcap_activate(h)
+        if status < 0 {
+            let detail = String(cString: pcap_geterr(h))
+            pcap_close(h)
+            switch status {
+            case PCAP_ERROR_PERM_DENIED:
+                throw CaptureError(.permission,
+                    "libpcap on \(interface): permission denied (needs root or CAP_NET_RAW and CAP_NET_ADMIN): \(detail)")
+            case PCAP_ERROR_NO_SUCH_DEVICE:
+                throw CaptureError(.interfaceMissing, "libpcap: no interface named \(interface): \(detail)")
+            default:
+                throw CaptureError(.other, "libpcap cannot capture on \(interface): \(detail)")
+            }
+        }
+        handle = h
+        isFile = false
+        path = interface
+        name = "libpcap"
+        linkType = pcap_datalink(h)
+        nanosecondPrecision = pcap_get_tstamp_precision(h) == PCAP_TSTAMP_PRECISION_NANO
+        if let filter = options.filter, !filter.isEmpty {
+            try setFilter(filter)
+        }
+    }
+
+    /// Compiles and installs a BPF filter (tcpdump syntax).
+    public func setFilter(_ expression: String) throws(CaptureError) {
+        guard let h = handle else { return }
+        var program = bpf_program()
+        guard pcap_compile(h, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            throw CaptureError(.filter, "bad capture filter '\(expression)': \(String(cString: pcap_geterr(h)))")
+        }
+        defer { pcap_freecode(&program) }
+        guard pcap_setfilter(h, &program) == 0 else {
+            throw CaptureError(.filter, "cannot install filter '\(expression)': \(String(cString: pcap_geterr(h)))")
+        }
+    }
+
+    public func read(maxPackets: Int, _ handler: (CapturedPacket) -> Void) throws(CaptureError) -> CaptureReadOutcome {
+        guard let h = handle else { return .end }
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        var n = 0
+        let scale: Int64 = nanosecondPrecision ? 1 : 1000
+        while n < maxPackets {
+            let rc = pcap_next_ex(h, &header, &data)
+            switch rc {
+            case 1:
+                guard let header, let data else { continue }
+                let hdr = header.pointee
+                let ts = Int64(hdr.ts.tv_sec) * 1_000_000_000 + Int64(hdr.ts.tv_usec) * scale
+                let caplen = Int(hdr.caplen)
+                stats.received &+= 1
+                stats.bytes &+= UInt64(caplen)
+                handler(CapturedPacket(
+                    timestampNs: ts, data: UnsafeRawBufferPointer(start: data, count: caplen),
+                    wireLength: Int(hdr.len), linkType: linkType))
+                n += 1
+            case 0:
+                return n > 0 ? .packets(n) : .timeout
+            case PCAP_ERROR_BREAK:
+                return n > 0 ? .packets(n) : .end
+            default:
+                let reason = String(cString: pcap_geterr(h))
+                if isFile {
+                    throw CaptureError(.truncated, "\(path): capture is damaged after packet \(stats.received): \(reason)")
+                }
+                throw CaptureError(.other, "capture on \(path) failed: \(reason)")
+            }
+        }
+        return .packets(n)
+    }
+
+    public var statistics: CaptureStatistics {
+        var s = stats
+        if !isFile, let h = handle {
+            var ps = pcap_stat()
+            if pcap_stats(h, &ps) == 0 {
+                s.droppedByKernel = UInt64(ps.ps_drop) + UInt64(ps.ps_ifdrop)
+            }
+        }
+        return s
+    }
+
+    public func breakLoop() {
+        if let h = handle { pcap_breakloop(h) }
+    }
+
+    public func close() {
+        if let h = handle { pcap_close(h) }
+        handle = nil
+    }
+
+    deinit { close() }
+}
+
+/// The text in a C error buffer.
+private func errorText(_ buffer: [CChar]) -> String {
+    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}

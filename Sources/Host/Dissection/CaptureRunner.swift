@@ -1,0 +1,19 @@
+/// Moves packets from a capture backend into a dissection session.
+public enum CaptureRunner {
+    /// Reads every packet of `backend` into `session` until the source ends.
+    /// - Returns: the error that stopped the source early, after every packet
+    ///   before it was processed (a truncated file still yields its entries).
+    @discardableResult
+    public static func drain(_ backend: CaptureBackend, into session: DissectionSession, batch: Int = 512) -> CaptureError? {
+        while true {
+            do {
+                switch try backend.read(maxPackets: batch, { session.process($0) }) {
+                case .packets, .timeout: continue
+                case .end: return nil
+                }
+            } catch {
+                return error
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Host
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case json, table
+}
+
+struct Dissect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Dissect capture files (pcap, pcapng) or a live interface into entries.",
+        discussion: "json prints one entry per line; table prints aligned columns for people.")
+
+    @Argument(help: "Capture files to read, in order.")
+    var files: [String] = []
+
+    @Option(name: [.short, .customLong("interface")], help: "Capture live on this interface (libpcap) instead of files.")
+    var interface: String?
+
+    @Option(name: .customLong("filter"), help: "BPF capture filter for live capture (tcpdump syntax).")
+    var captureFilter: String?
+
+    @Option(name: [.short, .customLong("count")], help: "Stop a live capture after this many packets.")
+    var count: Int?
+
+    @Option(name: .customLong("output"), help: "json or table.")
+    var output: OutputFormat = .json
+
+    @OptionGroup var pluginOptions: PluginOptions
+
+    func validate() throws {
+        if files.isEmpty && interface == nil {
+            throw ValidationError("give at least one capture file, or --interface for live capture")
+        }
+        if !files.isEmpty && interface != nil {
+            throw ValidationError("give capture files or --interface, not both")
+        }
+    }
+
+    func run() throws {
+        pluginOptions.bootstrapLogging()
+        let catalog = pluginOptions.catalog()
+        for dir in catalog.unreadableDirectories where pluginOptions.pluginDirectories.contains(dir.path) {
+            throw fail("cannot read plugin directory \(dir.path): \(dir.error)")
+        }
+        let plugins: [LoadedPlugin]
+        do {
+            plugins = try catalog.select(pluginOptions.selection)
+        } catch {
+            throw fail(error.description)
+        }
+        if plugins.isEmpty { throw fail("no plugins to dissect with (see `kubeshark plugins list`)") }
+        for p in plugins {
+            do { try p.start() } catch { throw fail(error.description) }
+        }
+
+        let jsonSink = JSONLinesSink()
+        let tableSink = TableSink()
+        let sink: EntrySink = output == .json ? jsonSink : tableSink
+        let session = DissectionSession(plugins: plugins, sink: sink)
+        var failure: String?
+
+        if let interface {
+            var options = LibpcapBackend.LiveOptions()
+            options.filter = captureFilter
+            do {
+                let backend = try LibpcapBackend(interface: interface, options: options)
+                LiveStop.install(backend)
+                var seen = 0
+                loop: while true {
+                    let limit = count.map { max(0, $0 - seen) } ?? 256
+                    if limit == 0 { break }
+                    switch try backend.read(maxPackets: min(limit, 256), { session.process($0); seen += 1 }) {
+                    case .end: break loop
+                    case .packets, .timeout:
+                        if output == .json { jsonSink.flush() }
+                    }
+                }
+                let stats = backend.statistics
+                warn("\(stats.received) packets received, \(stats.droppedByKernel) dropped by kernel")
+            } catch {
+                failure = error.message
+            }
+        } else {
+            for file in files {
+                let backend: LibpcapBackend
+                do {
+                    backend = try LibpcapBackend(file: file)
+                } catch {
+                    failure = error.message
+                    break
+                }
+                if let error = CaptureRunner.drain(backend, into: session) {
+                    failure = error.message
+                    break
+                }
+                backend.close()
+            }
+        }
+        session.finish()
+        switch output {
+        case .json:
+            jsonSink.flush()
+        case .table:
+            print(tableSink.render(), terminator: "")
+        }
+        if let failure { throw fail(failure) }
+    }
+}
+
+/// Stops a live capture cleanly on SIGINT/SIGTERM so pending entries are still printed.
+enum LiveStop {
+    nonisolated(unsafe) static var backend: LibpcapBackend?
+
+    static func install(_ b: LibpcapBackend) {
+        backend = b
+        signal(SIGINT) { _ in LiveStop.backend?.breakLoop() }
+        signal(SIGTERM) { _ in LiveStop.backend?.breakLoop() }
+    }
+}

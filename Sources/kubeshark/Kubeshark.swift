@@ -1,0 +1,85 @@
+import ArgumentParser
+import Host
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Kubeshark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kubeshark",
+        abstract: "Kubernetes traffic analyzer: capture, dissect and query API traffic.",
+        version: KubesharkVersion.version,
+        subcommands: [Dissect.self, Plugins.self, Version.self]
+    )
+}
+
+/// Options shared by every command that loads plugins.
+struct PluginOptions: ParsableArguments {
+    @Option(name: .customLong("plugins"), help: "Comma-separated plugin names to load (default: all found).")
+    var plugins: String?
+
+    @Option(name: .customLong("plugins-dir"), help: "Extra directory of plugin libraries (repeatable). Also $KUBESHARK_PLUGINS_DIR.")
+    var pluginDirectories: [String] = []
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, warning, error.")
+    var logLevel: String = "warning"
+
+    var selection: [String]? {
+        plugins.map { $0.split(separator: ",").map { $0.trimmingCharacters() }.filter { !$0.isEmpty } }
+    }
+
+    func bootstrapLogging() {
+        let level = Logger.Level(rawValue: logLevel) ?? .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    /// Scans the plugin directories; prints refusals as warnings.
+    func catalog(reportRefusals: Bool = true) -> PluginCatalog {
+        let catalog = PluginLoader.discover(extraDirectories: pluginDirectories + PluginLoader.environmentDirectories)
+        if reportRefusals {
+            for refusal in catalog.refusals { warn(refusal.description) }
+        }
+        return catalog
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        var s = self
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Prints one line to stderr.
+func warn(_ message: String) {
+    var line = "kubeshark: " + message + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+/// Fails the command with one clear line on stderr.
+struct CommandFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+func fail(_ message: String) -> ExitCode {
+    warn(message)
+    return ExitCode(1)
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+
+    func run() {
+        print("kubeshark-swift \(KubesharkVersion.version) (plugin ABI \(KubesharkVersion.pluginABI))")
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+
+/// Paths and process helpers shared by the CLI tests.
+enum TestSupport {
+    /// The repository root (this file is Tests/CLITests/Support.swift).
+    static let repoRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The build directory: where the test binary, `kubeshark` and the built-in plugins live.
+    static let buildDirectory: URL = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent()
+    }()
+
+    static var kubeshark: String { buildDirectory.appendingPathComponent("kubeshark").path }
+
+    /// `../shared/corpus` next to the repository, when it exists.
+    static let corpus: URL? = {
+        let url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus")
+        return FileManager.default.fileExists(atPath: url.path) ? url : nil
+    }()
+
+    static let fixtures = repoRoot.appendingPathComponent("Tests/Fixtures/captures")
+
+    static func which(_ tool: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a program to completion, capturing both outputs.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes concurrently so a chatty child never blocks.
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs `kubeshark dissect ARGS --output json` and parses every line.
+    static func dissect(_ arguments: [String]) throws -> (entries: [[String: Any]], result: Result) {
+        let r = try run(kubeshark, ["dissect"] + arguments + ["--output", "json"])
+        var entries: [[String: Any]] = []
+        for line in r.stdout.split(separator: "\n") where !line.isEmpty {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
+            entries.append(object as? [String: Any] ?? [:])
+        }
+        return (entries, r)
+    }
+}
+
+/// A request/response pair reduced to what both tools report.
+struct Exchange: Hashable, CustomStringConvertible {
+    var method: String?
+    var uri: String?
+    var status: Int?
+
+    var description: String { "\(method ?? "-") \(uri ?? "-") -> \(status.map(String.init) ?? "-")" }
+}
+
+/// What tshark sees: request/response pairs matched by http.request_in.
+enum TShark {
+    static func httpExchanges(file: String, decodeAs: String?) throws -> [Exchange] {
+        var args = ["-n", "-r", file]
+        if let decodeAs, !decodeAs.isEmpty { args += ["-d", decodeAs] }
+        args += ["-Y", "http", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f",
+                 "-e", "frame.number", "-e", "http.request.method", "-e", "http.request.uri",
+                 "-e", "http.response.code", "-e", "http.request_in"]
+        let r = try TestSupport.run(TestSupport.which("tshark") ?? "/usr/bin/tshark", args)
+        var requests: [Int: Exchange] = [:]
+        var order: [Int] = []
+        var lone: [Exchange] = []
+        for line in r.stdout.split(separator: "\n", omittingEmptySubsequences: true) {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 5, let frame = Int(f[0]) else { continue }
+            if !f[1].isEmpty {
+                requests[frame] = Exchange(method: f[1], uri: f[2], status: nil)
+                order.append(frame)
+            } else if let code = Int(f[3]) {
+                if let req = Int(f[4]), requests[req] != nil {
+                    requests[req]!.status = code
+                } else {
+                    lone.append(Exchange(method: nil, uri: nil, status: code))
+                }
+            }
+        }
+        return order.compactMap { requests[$0] } + lone
+    }
+}
+
+/// Our entries reduced the same way, from the envelope's summary row
+/// (method, summary = request target, status), which every plugin fills.
+func exchanges(_ entries: [[String: Any]]) -> [Exchange] {
+    entries.map { e in
+        let hasRequest = e["request"] != nil
+        let hasResponse = e["response"] != nil
+        return Exchange(
+            method: hasRequest ? e["method"] as? String : nil,
+            uri: hasRequest ? e["summary"] as? String : nil,
+            status: hasResponse ? e["status"] as? Int : nil)
+    }
+}
+
+/// Counts how many of `expected` appear in `actual` (as multisets).
+func matched(_ expected: [Exchange], _ actual: [Exchange]) -> Int {
+    var pool: [Exchange: Int] = [:]
+    for a in actual { pool[a, default: 0] += 1 }
+    var n = 0
+    for e in expected where (pool[e] ?? 0) > 0 {
+        pool[e]! -= 1
+        n += 1
+    }
+    return n
+}
