@@ -116,6 +116,7 @@ EOF
   done
   curl -fsS --noproxy '*' -o /dev/null "http://127.0.0.1:$PORT/2k.txt"
 
+  : > "$WORK/tcpdump.err"
   local tmp_pcap=$PCAP.partial
   rm -f "$tmp_pcap"
   # -B: 64 MiB kernel buffer so that tcpdump keeps up with the load
@@ -210,29 +211,35 @@ else
 fi
 
 # --- 4. report ---------------------------------------------------------------
-echo
-echo "capture: $PCAP"
-echo "packets: $PKTS   file: $FILE_BYTES bytes ($(awk -v b="$FILE_BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB)   runs per tool: $RUNS (fastest shown)"
-printf '%-10s %9s %13s %9s %14s\n' tool seconds packets/s MB/s "peak RSS MiB"
-for tool in libpcap tshark kubeshark; do
-  if [[ ${STATUS[$tool]} == ok ]]; then
-    awk -v t="$tool" -v s="${SECS[$tool]}" -v r="${RSS[$tool]}" -v p="$PKTS" -v b="$FILE_BYTES" 'BEGIN{
-      d = (s > 0) ? s : 0.005   # /usr/bin/time has 10 ms resolution
-      printf "%-10s %9.2f %13.0f %9.1f %14.1f\n", t, s, p/d, b/1e6/d, r/1024 }'
+report() {
+  echo "capture: $PCAP"
+  echo "packets: $PKTS   file: $FILE_BYTES bytes ($(awk -v b="$FILE_BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB)   runs per tool: $RUNS (fastest shown)"
+  printf '%-10s %9s %13s %9s %14s\n' tool seconds packets/s MB/s "peak RSS MiB"
+  for tool in libpcap tshark kubeshark; do
+    if [[ ${STATUS[$tool]} == ok ]]; then
+      awk -v t="$tool" -v s="${SECS[$tool]}" -v r="${RSS[$tool]}" -v p="$PKTS" -v b="$FILE_BYTES" 'BEGIN{
+        d = (s > 0) ? s : 0.005   # /usr/bin/time has 10 ms resolution
+        printf "%-10s %9.2f %13.0f %9.1f %14.1f\n", t, s, p/d, b/1e6/d, r/1024 }'
+    else
+      printf '%-10s %s\n' "$tool" "${STATUS[$tool]}"
+    fi
+  done
+  echo
+  if [[ ${STATUS[kubeshark]} == ok && ${STATUS[tshark]} == ok ]]; then
+    awk -v k="${SECS[kubeshark]}" -v t="${SECS[tshark]}" 'BEGIN{
+      printf "kubeshark pps / tshark pps:       %.2f\n", (k > 0 ? t/k : 0) }'
   else
-    printf '%-10s %s\n' "$tool" "${STATUS[$tool]}"
+    echo "kubeshark pps / tshark pps:       n/a"
   fi
-done
+  if [[ ${STATUS[kubeshark]} == ok ]]; then
+    awk -v k="${SECS[kubeshark]}" -v l="${SECS[libpcap]}" 'BEGIN{
+      printf "kubeshark time / libpcap time:    %.1f\n", (l > 0 ? k/l : k/0.005) }'
+  else
+    echo "kubeshark time / libpcap time:    n/a"
+  fi
+}
 echo
-if [[ ${STATUS[kubeshark]} == ok && ${STATUS[tshark]} == ok ]]; then
-  awk -v k="${SECS[kubeshark]}" -v t="${SECS[tshark]}" 'BEGIN{
-    printf "kubeshark pps / tshark pps:       %.2f\n", (k > 0 ? t/k : 0) }'
-else
-  echo "kubeshark pps / tshark pps:       n/a"
-fi
-if [[ ${STATUS[kubeshark]} == ok ]]; then
-  awk -v k="${SECS[kubeshark]}" -v l="${SECS[libpcap]}" 'BEGIN{
-    printf "kubeshark time / libpcap time:    %.1f\n", (l > 0 ? k/l : k/0.005) }'
-else
-  echo "kubeshark time / libpcap time:    n/a"
-fi
+report | tee "$OUT/http1-results-$PACKETS.txt"
+for tool in libpcap tshark kubeshark; do
+  [[ ${STATUS[$tool]} != failed ]] || exit 1
+done

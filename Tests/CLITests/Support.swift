@@ -90,31 +90,53 @@ struct Exchange: Hashable, CustomStringConvertible {
 
 /// What tshark sees: request/response pairs matched by http.request_in.
 enum TShark {
+    /// Pairs as tshark matches them: responses name their request's frame in
+    /// http.request_in. Pipelined requests in one frame come as several occurrences;
+    /// tshark 4.0 links only the first response of such a frame (request_in is empty
+    /// for the others and response_for.uri names the last request), which is wrong:
+    /// HTTP/1.1 answers in request order (RFC 9112 §9.3.2), so a response without
+    /// request_in goes to the oldest unanswered request of its TCP stream.
     static func httpExchanges(file: String, decodeAs: String?) throws -> [Exchange] {
         var args = ["-n", "-r", file]
         if let decodeAs, !decodeAs.isEmpty { args += ["-d", decodeAs] }
-        args += ["-Y", "http", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f",
-                 "-e", "frame.number", "-e", "http.request.method", "-e", "http.request.uri",
+        // Occurrences are joined with a space, which a request target cannot contain.
+        args += ["-Y", "http", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=/s",
+                 "-e", "frame.number", "-e", "tcp.stream", "-e", "http.request.method", "-e", "http.request.uri",
                  "-e", "http.response.code", "-e", "http.request_in"]
         let r = try TestSupport.run(TestSupport.which("tshark") ?? "/usr/bin/tshark", args)
-        var requests: [Int: Exchange] = [:]
-        var order: [Int] = []
-        var lone: [Exchange] = []
+        var exchanges: [Exchange] = []
+        var byFrame: [Int: [Int]] = [:]   // request frame -> unanswered exchange indices
+        var byStream: [String: [Int]] = [:]  // tcp stream -> unanswered exchange indices, oldest first
         for line in r.stdout.split(separator: "\n", omittingEmptySubsequences: true) {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            guard f.count >= 5, let frame = Int(f[0]) else { continue }
-            if !f[1].isEmpty {
-                requests[frame] = Exchange(method: f[1], uri: f[2], status: nil)
-                order.append(frame)
-            } else if let code = Int(f[3]) {
-                if let req = Int(f[4]), requests[req] != nil {
-                    requests[req]!.status = code
+            guard f.count >= 6, let frame = Int(f[0]) else { continue }
+            let stream = f[1]
+            let methods = f[2].split(separator: " ").map(String.init)
+            let uris = f[3].split(separator: " ").map(String.init)
+            for (i, m) in methods.enumerated() {
+                exchanges.append(Exchange(method: m, uri: i < uris.count ? uris[i] : nil, status: nil))
+                byFrame[frame, default: []].append(exchanges.count - 1)
+                byStream[stream, default: []].append(exchanges.count - 1)
+            }
+            let codes = f[4].split(separator: " ").compactMap { Int($0) }
+            let requestFrames = f[5].split(separator: " ").compactMap { Int($0) }
+            for (i, code) in codes.enumerated() {
+                var target: Int?
+                if i < requestFrames.count, let pending = byFrame[requestFrames[i]], let first = pending.first {
+                    target = first
+                } else if requestFrames.isEmpty, let first = byStream[stream]?.first {
+                    target = first
+                }
+                if let target {
+                    exchanges[target].status = code
+                    for key in byFrame.keys { byFrame[key]?.removeAll { $0 == target } }
+                    byStream[stream]?.removeAll { $0 == target }
                 } else {
-                    lone.append(Exchange(method: nil, uri: nil, status: code))
+                    exchanges.append(Exchange(method: nil, uri: nil, status: code))
                 }
             }
         }
-        return order.compactMap { requests[$0] } + lone
+        return exchanges
     }
 }
 
