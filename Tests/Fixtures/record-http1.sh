@@ -133,7 +133,7 @@ lines = b"".join(b"large body line %05d abcdefghijklmnopqrstuvwxyz0123456789\n" 
 write("static/large64k.txt", lines[:65536])
 for n in (1, 2, 3):
     write("pipe/%d.txt" % n, b"pipelined response %d\n" % n)
-# ~2 KB JSON request body for the Expect: 100-continue upload
+# ~2 KB (<= 2048 bytes) JSON request body for the Expect: 100-continue upload
 items = ",".join('{"id":%d,"name":"item-%04d"}' % (i, i) for i in range(1, 200))
 doc = '{"items":[' + items + ']}'
 while len(doc) > 2048:

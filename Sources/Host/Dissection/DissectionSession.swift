@@ -115,9 +115,14 @@ public final class DissectionSession {
 
     /// Ends every flow (end of capture), emitting what is pending.
     public func finish() {
-        for (_, flow) in tcpFlows { close(flow, reason: KS_CLOSE_CAPTURE_END) }
+        // In flow order, so the output does not depend on hashing.
+        for flow in tcpFlows.values.sorted(by: { $0.info.flow_id < $1.info.flow_id }) {
+            close(flow, reason: KS_CLOSE_CAPTURE_END)
+        }
         tcpFlows.removeAll()
-        for (_, flow) in udpFlows { close(flow, reason: KS_CLOSE_CAPTURE_END) }
+        for flow in udpFlows.values.sorted(by: { $0.info.flow_id < $1.info.flow_id }) {
+            close(flow, reason: KS_CLOSE_CAPTURE_END)
+        }
         udpFlows.removeAll()
     }
 
@@ -138,6 +143,7 @@ public final class DissectionSession {
                 flow.handle?.tick(nowNs: nowNs)
             }
         }
+        expired.sort { tcpFlows[$0]!.info.flow_id < tcpFlows[$1]!.info.flow_id }
         for key in expired {
             if let flow = tcpFlows.removeValue(forKey: key) { close(flow, reason: KS_CLOSE_TIMEOUT) }
         }
@@ -149,6 +155,7 @@ public final class DissectionSession {
                 flow.handle?.tick(nowNs: nowNs)
             }
         }
+        expired.sort { udpFlows[$0]!.info.flow_id < udpFlows[$1]!.info.flow_id }
         for key in expired {
             if let flow = udpFlows.removeValue(forKey: key) { close(flow, reason: KS_CLOSE_TIMEOUT) }
         }

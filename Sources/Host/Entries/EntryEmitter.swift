@@ -42,7 +42,7 @@ final class EntryEmitter {
 
     private var writer = JSONWriter(capacity: 16 << 10)
     /// Per open container: bit 0 = is array, bit 1 = has a first element.
-    private var stack: [UInt8] = []
+    private var stack: ContainerStack
     private var building = false
     private var failed = false
     private var info = ks_entry_info()
@@ -58,15 +58,20 @@ final class EntryEmitter {
     init(sink: EntrySink, maxEntryBytes: Int = 8 << 20) {
         self.sink = sink
         self.maxEntryBytes = maxEntryBytes
-        stack.reserveCapacity(maxDepth)
+        stack = ContainerStack(capacity: maxDepth)
         textFields.reserveCapacity(512)
     }
 
-    static let reservedKeys: Set<String> = [
+    /// Top-level keys the host writes itself; plugins may not use them.
+    static let reservedKeys: [[UInt8]] = [
         "id", "stream", "index", "worker", "node", "protocol", "tls", "src", "dst", "outgoing", "timestamp",
         "startTime", "elapsedTime", "requestSize", "responseSize", "method", "summary", "status", "statusText",
         "flags", "unanswered", "passed", "failed",
-    ]
+    ].map { Array($0.utf8) }
+
+    static func isReserved(_ key: UnsafeRawBufferPointer) -> Bool {
+        reservedKeys.contains { $0.count == key.count && $0.withUnsafeBytes { $0.elementsEqual(key) } }
+    }
 
     // MARK: Builder calls
 
@@ -88,7 +93,7 @@ final class EntryEmitter {
         self.stream = stream
         building = true
         failed = false
-        stack.removeAll(keepingCapacity: true)
+        stack.removeAll()
         writer.reset()
         textFields.removeAll(keepingCapacity: true)
         methodRange = appendText(info.method, info.method_len)
@@ -116,7 +121,7 @@ final class EntryEmitter {
         }
         if let top = stack.last {
             if top & 2 != 0 { writer.raw(UInt8(ascii: ",")) }
-            stack[stack.count - 1] = top | 2
+            stack.setLast(top | 2)
             if top & 1 != 0 { return KS_OK }  // array element: no key
         } else {
             // Top level of the entry: the envelope already wrote fields before.
@@ -127,7 +132,7 @@ final class EntryEmitter {
             return KS_E_INVALID
         }
         let k = UnsafeRawBufferPointer(start: key, count: length)
-        if stack.isEmpty, Self.reservedKeys.contains(String(decoding: k, as: UTF8.self)) {
+        if stack.isEmpty, Self.isReserved(k) {
             failed = true
             return KS_E_INVALID
         }
@@ -203,7 +208,7 @@ final class EntryEmitter {
         stream.nextEntryIndex += 1
         entriesEmitted += 1
         let plugin = stream.plugin
-        writer.bytes.withUnsafeBytes { json in
+        writer.withUnsafeBytes { json in
             textFields.withUnsafeBytes { text in
                 let view = EntryView(
                     json: json,
@@ -305,4 +310,37 @@ final class EntryEmitter {
         (KS_ENTRY_TIMED_OUT, "timedOut"), (KS_ENTRY_MALFORMED, "malformed"), (KS_ENTRY_TRUNCATED, "truncated"),
         (KS_ENTRY_AFTER_GAP, "afterGap"),
     ]
+}
+
+/// A fixed-capacity stack of container states in raw memory (no array
+/// uniqueness checks on the per-value path).
+struct ContainerStack: ~Copyable {
+    private let base: UnsafeMutablePointer<UInt8>
+    let capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    var isEmpty: Bool { count == 0 }
+    var last: UInt8? { count > 0 ? base[count - 1] : nil }
+
+    mutating func append(_ v: UInt8) {
+        precondition(count < capacity)
+        base[count] = v
+        count += 1
+    }
+
+    mutating func setLast(_ v: UInt8) { base[count - 1] = v }
+    mutating func removeLast() { count -= 1 }
+    mutating func popLast() -> UInt8? {
+        guard count > 0 else { return nil }
+        count -= 1
+        return base[count]
+    }
+    mutating func removeAll() { count = 0 }
 }

@@ -1,36 +1,78 @@
-/// Appends JSON tokens to a byte buffer. The host owns every byte of entry JSON:
-/// plugins never write JSON themselves, so escaping and UTF-8 validity live here.
+/// Appends JSON tokens to a growable byte buffer. The host owns every byte of
+/// entry JSON: plugins never write JSON themselves, so escaping and UTF-8
+/// validity live here.
 ///
-/// The buffer keeps its capacity across `reset()`, so a reused writer does not
-/// allocate in the steady state.
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
+/// The buffer is raw memory owned by the writer (noncopyable, freed on deinit)
+/// and keeps its capacity across `reset()`, so a reused writer does not allocate
+/// in the steady state and appends are plain stores.
+struct JSONWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
 
     init(capacity: Int = 4096) {
-        bytes.reserveCapacity(capacity)
+        self.capacity = max(64, capacity)
+        base = .allocate(capacity: self.capacity)
     }
 
-    var count: Int { bytes.count }
+    deinit { base.deallocate() }
 
-    mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+    /// A copy of the bytes written so far.
+    var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    /// The bytes written so far, valid during `body`.
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    mutating func reset() { count = 0 }
 
     @inline(__always)
-    mutating func raw(_ b: UInt8) { bytes.append(b) }
+    private mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(count + extra) }
+    }
+
+    private mutating func grow(_ needed: Int) {
+        let newCapacity = max(needed, capacity * 2)
+        let fresh = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        fresh.update(from: base, count: count)
+        base.deallocate()
+        base = fresh
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func raw(_ b: UInt8) {
+        reserve(1)
+        base[count] = b
+        count += 1
+    }
 
     @inline(__always)
     mutating func raw(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        raw(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    mutating func raw(_ buffer: UnsafeRawBufferPointer) { bytes.append(contentsOf: buffer) }
+    mutating func raw(_ buffer: UnsafeRawBufferPointer) {
+        guard let src = buffer.baseAddress, buffer.count > 0 else { return }
+        reserve(buffer.count)
+        (base + count).update(from: src.assumingMemoryBound(to: UInt8.self), count: buffer.count)
+        count += buffer.count
+    }
 
-    mutating func raw(_ other: [UInt8]) { bytes.append(contentsOf: other) }
+    mutating func raw(_ other: [UInt8]) {
+        other.withUnsafeBytes { raw($0) }
+    }
 
     /// Writes `"…"` with JSON escaping; invalid UTF-8 becomes U+FFFD.
     mutating func string(_ buffer: UnsafeRawBufferPointer) {
-        bytes.append(UInt8(ascii: "\""))
+        // Worst case: every byte becomes \u00XX (6 bytes), plus the quotes.
+        reserve(buffer.count * 6 + 2)
+        base[count] = UInt8(ascii: "\"")
+        count += 1
         escapeUTF8(buffer)
-        bytes.append(UInt8(ascii: "\""))
+        base[count] = UInt8(ascii: "\"")
+        count += 1
     }
 
     mutating func string(_ s: String) {
@@ -39,12 +81,12 @@ struct JSONWriter {
     }
 
     mutating func string(_ s: StaticString) {
-        s.withUTF8Buffer { string(UnsafeRawBufferPointer($0)) }
+        string(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     mutating func int(_ v: Int64) {
         if v < 0 {
-            bytes.append(UInt8(ascii: "-"))
+            raw(UInt8(ascii: "-"))
             uint(v.magnitude)
         } else {
             uint(UInt64(v))
@@ -52,26 +94,26 @@ struct JSONWriter {
     }
 
     mutating func uint(_ v: UInt64) {
+        reserve(20)
         if v < 10 {
-            bytes.append(UInt8(truncatingIfNeeded: v) &+ 48)
+            base[count] = UInt8(truncatingIfNeeded: v) &+ 48
+            count += 1
             return
         }
-        var digits: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                     UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
+        var digits = 0
         var x = v
-        withUnsafeMutableBytes(of: &digits) { d in
-            while x > 0 {
-                d[n] = UInt8(truncatingIfNeeded: x % 10) &+ 48
-                x /= 10
-                n += 1
-            }
-            while n > 0 {
-                n -= 1
-                bytes.append(d[n])
-            }
+        while x > 0 {
+            digits += 1
+            x /= 10
         }
+        x = v
+        var i = count + digits - 1
+        while x > 0 {
+            base[i] = UInt8(truncatingIfNeeded: x % 10) &+ 48
+            x /= 10
+            i -= 1
+        }
+        count += digits
     }
 
     /// Writes a finite double; NaN and infinities become `null` (JSON has no such numbers).
@@ -84,21 +126,22 @@ struct JSONWriter {
             int(Int64(v))
             return
         }
-        bytes.append(contentsOf: v.description.utf8)
+        var text = v.description
+        text.withUTF8 { raw(UnsafeRawBufferPointer($0)) }
     }
 
     /// A fixed-point number with three decimals (milliseconds with microsecond precision).
     mutating func milliseconds(fromNanoseconds ns: Int64) {
         let micros = ns / 1000
-        if micros < 0 { bytes.append(UInt8(ascii: "-")) }
+        if micros < 0 { raw(UInt8(ascii: "-")) }
         let m = micros.magnitude
         uint(m / 1000)
         let frac = m % 1000
         if frac != 0 {
-            bytes.append(UInt8(ascii: "."))
-            bytes.append(UInt8(truncatingIfNeeded: frac / 100) &+ 48)
-            bytes.append(UInt8(truncatingIfNeeded: (frac / 10) % 10) &+ 48)
-            bytes.append(UInt8(truncatingIfNeeded: frac % 10) &+ 48)
+            raw(UInt8(ascii: "."))
+            raw(UInt8(truncatingIfNeeded: frac / 100) &+ 48)
+            raw(UInt8(truncatingIfNeeded: (frac / 10) % 10) &+ 48)
+            raw(UInt8(truncatingIfNeeded: frac % 10) &+ 48)
         }
     }
 
@@ -106,107 +149,140 @@ struct JSONWriter {
 
     mutating func null() { raw("null") }
 
+    private static let base64Alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
     /// Writes `"…"` holding the base64 (RFC 4648, padded) of `buffer`.
     mutating func base64(_ buffer: UnsafeRawBufferPointer) {
-        let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-        bytes.append(UInt8(ascii: "\""))
-        alphabet.withUTF8Buffer { a in
-            var i = 0
-            let n = buffer.count
-            while i + 3 <= n {
-                let v = UInt32(buffer[i]) << 16 | UInt32(buffer[i + 1]) << 8 | UInt32(buffer[i + 2])
-                bytes.append(a[Int(v >> 18 & 63)])
-                bytes.append(a[Int(v >> 12 & 63)])
-                bytes.append(a[Int(v >> 6 & 63)])
-                bytes.append(a[Int(v & 63)])
-                i += 3
-            }
-            if n - i == 1 {
-                let v = UInt32(buffer[i]) << 16
-                bytes.append(a[Int(v >> 18 & 63)])
-                bytes.append(a[Int(v >> 12 & 63)])
-                bytes.append(UInt8(ascii: "="))
-                bytes.append(UInt8(ascii: "="))
-            } else if n - i == 2 {
-                let v = UInt32(buffer[i]) << 16 | UInt32(buffer[i + 1]) << 8
-                bytes.append(a[Int(v >> 18 & 63)])
-                bytes.append(a[Int(v >> 12 & 63)])
-                bytes.append(a[Int(v >> 6 & 63)])
-                bytes.append(UInt8(ascii: "="))
-            }
+        let n = buffer.count
+        reserve((n + 2) / 3 * 4 + 2)
+        let a = Self.base64Alphabet.utf8Start
+        var o = count
+        base[o] = UInt8(ascii: "\"")
+        o += 1
+        var i = 0
+        while i + 3 <= n {
+            let v = UInt32(buffer[i]) << 16 | UInt32(buffer[i + 1]) << 8 | UInt32(buffer[i + 2])
+            base[o] = a[Int(v >> 18 & 63)]
+            base[o + 1] = a[Int(v >> 12 & 63)]
+            base[o + 2] = a[Int(v >> 6 & 63)]
+            base[o + 3] = a[Int(v & 63)]
+            o += 4
+            i += 3
         }
-        bytes.append(UInt8(ascii: "\""))
+        if n - i == 1 {
+            let v = UInt32(buffer[i]) << 16
+            base[o] = a[Int(v >> 18 & 63)]
+            base[o + 1] = a[Int(v >> 12 & 63)]
+            base[o + 2] = UInt8(ascii: "=")
+            base[o + 3] = UInt8(ascii: "=")
+            o += 4
+        } else if n - i == 2 {
+            let v = UInt32(buffer[i]) << 16 | UInt32(buffer[i + 1]) << 8
+            base[o] = a[Int(v >> 18 & 63)]
+            base[o + 1] = a[Int(v >> 12 & 63)]
+            base[o + 2] = a[Int(v >> 6 & 63)]
+            base[o + 3] = UInt8(ascii: "=")
+            o += 4
+        }
+        base[o] = UInt8(ascii: "\"")
+        count = o + 1
     }
 
     // MARK: - Escaping
 
-    private static let hex: StaticString = "0123456789abcdef"
-
-    private mutating func escapeControl(_ b: UInt8) {
-        switch b {
-        case 0x08: raw("\\b")
-        case 0x09: raw("\\t")
-        case 0x0A: raw("\\n")
-        case 0x0C: raw("\\f")
-        case 0x0D: raw("\\r")
-        default:
-            raw("\\u00")
-            Self.hex.withUTF8Buffer { h in
-                bytes.append(h[Int(b >> 4)])
-                bytes.append(h[Int(b & 15)])
-            }
-        }
+    /// True when any of the 8 bytes of `w` needs attention: a control byte
+    /// (< 0x20), a quote, a backslash, or a non-ASCII byte.
+    @inline(__always)
+    private static func needsEscape(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let control = (w &- ones &* 0x20) & ~w & highs
+        let q = w ^ (ones &* 0x22)
+        let quote = (q &- ones) & ~q & highs
+        let b = w ^ (ones &* 0x5C)
+        let backslash = (b &- ones) & ~b & highs
+        return (control | quote | backslash | (w & highs)) != 0
     }
 
     /// Appends `buffer` as the inside of a JSON string: quotes, backslashes and
     /// control characters escaped; well-formed UTF-8 copied; every byte of an
-    /// ill-formed sequence replaced by U+FFFD.
+    /// ill-formed sequence replaced by U+FFFD. Capacity was reserved by the caller.
     private mutating func escapeUTF8(_ buffer: UnsafeRawBufferPointer) {
         let n = buffer.count
+        guard let src = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
         var i = 0
-        var runStart = 0
-        @inline(__always) func flush(_ w: inout JSONWriter, _ end: Int) {
-            if end > runStart { w.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[runStart..<end])) }
-        }
+        var o = count
         while i < n {
-            let b = buffer[i]
+            // Fast path: 8 clean ASCII bytes at a time.
+            while i + 8 <= n {
+                let w = UnsafeRawPointer(src + i).loadUnaligned(as: UInt64.self)
+                if Self.needsEscape(w) { break }
+                UnsafeMutableRawPointer(base + o).storeBytes(of: w, as: UInt64.self)
+                i += 8
+                o += 8
+            }
+            guard i < n else { break }
+            let b = src[i]
             if b >= 0x20 && b < 0x80 {
                 if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
-                    flush(&self, i)
-                    bytes.append(UInt8(ascii: "\\"))
-                    bytes.append(b)
-                    i += 1
-                    runStart = i
+                    base[o] = UInt8(ascii: "\\")
+                    base[o + 1] = b
+                    o += 2
                 } else {
-                    i += 1
+                    base[o] = b
+                    o += 1
                 }
-                continue
-            }
-            if b < 0x20 || b == 0x7F {
-                flush(&self, i)
-                if b == 0x7F { raw("\\u007f") } else { escapeControl(b) }
                 i += 1
-                runStart = i
                 continue
             }
-            let length = Self.validSequenceLength(buffer, at: i)
+            if b < 0x20 {
+                o = writeControl(b, at: o)
+                i += 1
+                continue
+            }
+            let length = Self.validSequenceLength(src, n, at: i)
             if length == 0 {
-                flush(&self, i)
-                bytes.append(0xEF)
-                bytes.append(0xBF)
-                bytes.append(0xBD)
+                base[o] = 0xEF
+                base[o + 1] = 0xBF
+                base[o + 2] = 0xBD
+                o += 3
                 i += 1
-                runStart = i
             } else {
+                for k in 0..<length { base[o + k] = src[i + k] }
+                o += length
                 i += length
             }
         }
-        flush(&self, n)
+        count = o
+    }
+
+    private static let hex: StaticString = "0123456789abcdef"
+
+    private mutating func writeControl(_ b: UInt8, at o: Int) -> Int {
+        let short: UInt8
+        switch b {
+        case 0x08: short = UInt8(ascii: "b")
+        case 0x09: short = UInt8(ascii: "t")
+        case 0x0A: short = UInt8(ascii: "n")
+        case 0x0C: short = UInt8(ascii: "f")
+        case 0x0D: short = UInt8(ascii: "r")
+        default:
+            let h = Self.hex.utf8Start
+            base[o] = UInt8(ascii: "\\")
+            base[o + 1] = UInt8(ascii: "u")
+            base[o + 2] = UInt8(ascii: "0")
+            base[o + 3] = UInt8(ascii: "0")
+            base[o + 4] = h[Int(b >> 4)]
+            base[o + 5] = h[Int(b & 15)]
+            return o + 6
+        }
+        base[o] = UInt8(ascii: "\\")
+        base[o + 1] = short
+        return o + 2
     }
 
     /// Length of the well-formed UTF-8 sequence starting at `i` (2–4), or 0.
-    private static func validSequenceLength(_ p: UnsafeRawBufferPointer, at i: Int) -> Int {
-        let n = p.count
+    private static func validSequenceLength(_ p: UnsafePointer<UInt8>, _ n: Int, at i: Int) -> Int {
         let b0 = p[i]
         @inline(__always) func cont(_ k: Int) -> Bool { k < n && p[k] & 0xC0 == 0x80 }
         switch b0 {

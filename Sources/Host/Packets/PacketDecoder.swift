@@ -47,14 +47,13 @@ struct PacketDecoder: Sendable {
         case malformed(MalformedReason)
     }
 
-    /// What the transport decoder needs to know about the enclosing layers.
-    private struct PacketContext {
-        var timestampNs: Int64
-        var src: IPAddress
-        var dst: IPAddress
-        var vlanID: UInt16?
-        var wireLength: Int
-        var reassembled: Bool
+    /// Outcome of one decoding stage; the packet itself is filled in place
+    /// (returning `DecodeOutcome` from every stage would copy it at each level).
+    private enum Verdict {
+        case packet
+        case held
+        case skip(SkipReason)
+        case malformed(MalformedReason)
     }
 
     let limits: Limits
@@ -84,28 +83,36 @@ struct PacketDecoder: Sendable {
                          timestampNs: Int64) -> DecodeOutcome {
         tally.packets &+= 1
         tally.bytes &+= UInt64(clamping: wireLength)
-        let outcome: DecodeOutcome
-        switch locateNetworkLayer(linkType, data) {
+        var packet = DecodedPacket(
+            timestampNs: timestampNs, src: IPAddress(ipv4: 0), dst: IPAddress(ipv4: 0), transport: .other,
+            srcPort: 0, dstPort: 0, tcpSeq: 0, tcpAck: 0, tcpFlags: [], tcpWindow: 0, vlanID: nil,
+            payload: UnsafeRawBufferPointer(start: nil, count: 0), payloadTruncated: false,
+            wireLength: wireLength, wasReassembled: false)
+        let verdict: Verdict
+        switch Self.locateNetworkLayer(linkType, data, maxVLANTags: limits.maxVLANTags) {
         case .network(let layer):
-            outcome = decodeNetwork(layer, data, wireLength: wireLength, timestampNs: timestampNs)
+            packet.vlanID = layer.vlanID
+            verdict = decodeNetwork(layer, data, &packet)
         case .skip(let reason):
-            outcome = .skipped(reason)
+            verdict = .skip(reason)
         case .malformed(let reason):
-            outcome = .malformed(reason)
+            verdict = .malformed(reason)
         }
-        switch outcome {
-        case .packet(let packet):
+        switch verdict {
+        case .packet:
             if packet.transport == .tcp { tally.tcpPackets &+= 1 } else { tally.udpPackets &+= 1 }
             if packet.payloadTruncated { tally.truncatedPayloads &+= 1 }
             if packet.vlanID != nil { tally.vlanTagged &+= 1 }
-        case .fragmentHeld:
-            break
-        case .skipped(let reason):
+            return .packet(packet)
+        case .held:
+            return .fragmentHeld
+        case .skip(let reason):
             tally.skipped.increment(reason)
+            return .skipped(reason)
         case .malformed(let reason):
             tally.malformed.increment(reason)
+            return .malformed(reason)
         }
-        return outcome
     }
 
     /// Drops fragment sets whose first fragment is older than the timeout.
@@ -116,11 +123,15 @@ struct PacketDecoder: Sendable {
 
     // MARK: - Link layer
 
-    private func locateNetworkLayer(_ linkType: LinkType, _ data: UnsafeRawBufferPointer) -> LinkLayerResult {
+    // The stateless stages are static: a non-mutating method called from a
+    // mutating one may copy the whole decoder to borrow `self`.
+
+    private static func locateNetworkLayer(_ linkType: LinkType, _ data: UnsafeRawBufferPointer,
+                                           maxVLANTags: Int) -> LinkLayerResult {
         switch linkType {
         case .ethernet:
             guard data.count >= 14 else { return .malformed(.linkHeaderTruncated) }
-            return dispatch(etherType: data.wireU16(at: 12), data, offset: 14)
+            return dispatch(etherType: data.wireU16(at: 12), data, offset: 14, maxVLANTags: maxVLANTags)
         case .null, .loop:
             guard data.count >= 4 else { return .malformed(.linkHeaderTruncated) }
             // The family is in the capturing host's byte order (NULL) or in
@@ -144,15 +155,16 @@ struct PacketDecoder: Sendable {
             return .network(NetworkLayer(version: 6, offset: 0, end: data.count, vlanID: nil))
         case .linuxSLL:
             guard data.count >= 16 else { return .malformed(.linkHeaderTruncated) }
-            return dispatch(etherType: data.wireU16(at: 14), data, offset: 16)
+            return dispatch(etherType: data.wireU16(at: 14), data, offset: 16, maxVLANTags: maxVLANTags)
         case .linuxSLL2:
             guard data.count >= 20 else { return .malformed(.linkHeaderTruncated) }
-            return dispatch(etherType: data.wireU16(at: 0), data, offset: 20)
+            return dispatch(etherType: data.wireU16(at: 0), data, offset: 20, maxVLANTags: maxVLANTags)
         }
     }
 
     /// Follows an EtherType through VLAN tags and PPPoE to IPv4 or IPv6.
-    private func dispatch(etherType: UInt16, _ data: UnsafeRawBufferPointer, offset start: Int) -> LinkLayerResult {
+    private static func dispatch(etherType: UInt16, _ data: UnsafeRawBufferPointer, offset start: Int,
+                                 maxVLANTags: Int) -> LinkLayerResult {
         var type = etherType
         var offset = start
         var end = data.count
@@ -166,7 +178,7 @@ struct PacketDecoder: Sendable {
                 return .network(NetworkLayer(version: 6, offset: offset, end: end, vlanID: vlanID))
             case 0x8100, 0x88A8, 0x9100, 0x9200:
                 tags += 1
-                guard tags <= limits.maxVLANTags else { return .malformed(.tooManyVLANTags) }
+                guard tags <= maxVLANTags else { return .malformed(.tooManyVLANTags) }
                 guard offset + 4 <= end else { return .malformed(.linkHeaderTruncated) }
                 if vlanID == nil { vlanID = data.wireU16(at: offset) & 0x0FFF }
                 type = data.wireU16(at: offset + 2)
@@ -207,26 +219,24 @@ struct PacketDecoder: Sendable {
     // MARK: - Network layer
 
     private mutating func decodeNetwork(_ layer: NetworkLayer, _ data: UnsafeRawBufferPointer,
-                                        wireLength: Int, timestampNs: Int64) -> DecodeOutcome {
+                                        _ packet: inout DecodedPacket) -> Verdict {
         let ip = data.wireSlice(layer.offset..<layer.end)
         // What the wire carried from the IP header on, for zero length fields.
-        let wireIPLength = max(wireLength - layer.offset, ip.count)
+        let wireIPLength = max(packet.wireLength - layer.offset, ip.count)
         var version = layer.version
         if version == 0 {
             guard ip.count >= 1 else { return .malformed(.ipHeaderTruncated) }
             version = ip.wireU8(at: 0) >> 4
         }
-        var context = PacketContext(timestampNs: timestampNs, src: IPAddress(ipv4: 0), dst: IPAddress(ipv4: 0),
-                                    vlanID: layer.vlanID, wireLength: wireLength, reassembled: false)
         switch version {
-        case 4: return decodeIPv4(ip, wireIPLength: wireIPLength, &context)
-        case 6: return decodeIPv6(ip, wireIPLength: wireIPLength, &context)
+        case 4: return decodeIPv4(ip, wireIPLength: wireIPLength, &packet)
+        case 6: return decodeIPv6(ip, wireIPLength: wireIPLength, &packet)
         default: return .malformed(.badIPVersion)
         }
     }
 
     private mutating func decodeIPv4(_ ip: UnsafeRawBufferPointer, wireIPLength: Int,
-                                     _ context: inout PacketContext) -> DecodeOutcome {
+                                     _ packet: inout DecodedPacket) -> Verdict {
         guard ip.count >= 20 else { return .malformed(.ipHeaderTruncated) }
         let versionIHL = ip.wireU8(at: 0)
         guard versionIHL >> 4 == 4 else { return .malformed(.badIPVersion) }
@@ -244,59 +254,59 @@ struct PacketDecoder: Sendable {
         let captured = min(declared, ip.count)
         let fragmentField = ip.wireU16(at: 6)
         let proto = ip.wireU8(at: 9)
-        context.src = IPAddress(ipv4: ip.wireU32(at: 12))
-        context.dst = IPAddress(ipv4: ip.wireU32(at: 16))
+        packet.src = IPAddress(ipv4: ip.wireU32(at: 12))
+        packet.dst = IPAddress(ipv4: ip.wireU32(at: 16))
         let body = ip.wireSlice(headerLength..<captured)
         let moreFragments = fragmentField & 0x2000 != 0
         let fragmentOffset = Int(fragmentField & 0x1FFF) << 3
         if moreFragments || fragmentOffset != 0 {
             guard totalField != 0 else { return .malformed(.ipv4BadTotalLength) }
-            let key = FragmentKey(src: context.src, dst: context.dst, id: UInt32(ip.wireU16(at: 4)), proto: proto)
+            let key = FragmentKey(src: packet.src, dst: packet.dst, id: UInt32(ip.wireU16(at: 4)), proto: proto)
             return reassemble(key, offset: fragmentOffset, moreFragments: moreFragments,
                               length: declared - headerLength, captured: body,
-                              maxDatagramLength: 65535 - headerLength, &context)
+                              maxDatagramLength: 65535 - headerLength, &packet)
         }
         return decodeUpperLayers(firstHeader: proto, body, declaredLength: declared - headerLength,
-                                 ipv6: false, fragmentsAllowed: false, &context)
+                                 ipv6: false, fragmentsAllowed: false, &packet)
     }
 
     private mutating func decodeIPv6(_ ip: UnsafeRawBufferPointer, wireIPLength: Int,
-                                     _ context: inout PacketContext) -> DecodeOutcome {
+                                     _ packet: inout DecodedPacket) -> Verdict {
         guard ip.count >= 40 else { return .malformed(.ipHeaderTruncated) }
         guard ip.wireU8(at: 0) >> 4 == 6 else { return .malformed(.badIPVersion) }
         let payloadField = Int(ip.wireU16(at: 4))
         // Payload length 0: a jumbogram or a BIG TCP / GSO super-packet; the frame says how long.
         let declaredPayload = payloadField != 0 ? payloadField : wireIPLength - 40
         let captured = min(40 + declaredPayload, ip.count)
-        context.src = IPAddress(ipv6High: ip.wireU64(at: 8), low: ip.wireU64(at: 16))
-        context.dst = IPAddress(ipv6High: ip.wireU64(at: 24), low: ip.wireU64(at: 32))
+        packet.src = IPAddress(ipv6High: ip.wireU64(at: 8), low: ip.wireU64(at: 16))
+        packet.dst = IPAddress(ipv6High: ip.wireU64(at: 24), low: ip.wireU64(at: 32))
         return decodeUpperLayers(firstHeader: ip.wireU8(at: 6), ip.wireSlice(40..<captured),
-                                 declaredLength: declaredPayload, ipv6: true, fragmentsAllowed: true, &context)
+                                 declaredLength: declaredPayload, ipv6: true, fragmentsAllowed: true, &packet)
     }
 
     /// Sends a fragment to the reassembler and decodes the datagram once complete.
     private mutating func reassemble(_ key: FragmentKey, offset: Int, moreFragments: Bool, length: Int,
                                      captured: UnsafeRawBufferPointer, maxDatagramLength: Int,
-                                     _ context: inout PacketContext) -> DecodeOutcome {
+                                     _ packet: inout DecodedPacket) -> Verdict {
         // Only datagrams that can lead to TCP or UDP are worth holding.
         switch key.proto {
         case 6, 17, 51: break
-        case 0, 43, 44, 60, 135, 139, 140: if !key.isIPv6 { return .skipped(.notTCPOrUDP) }
-        default: return .skipped(.notTCPOrUDP)
+        case 0, 43, 44, 60, 135, 139, 140: if !key.isIPv6 { return .skip(.notTCPOrUDP) }
+        default: return .skip(.notTCPOrUDP)
         }
         switch reassembler.add(key: key, offset: offset, moreFragments: moreFragments, length: length,
                                captured: captured, maxDatagramLength: maxDatagramLength,
-                               timestampNs: context.timestampNs) {
+                               timestampNs: packet.timestampNs) {
         case .held:
-            return .fragmentHeld
+            return .held
         case .discarded:
-            return .skipped(.fragmentDiscarded)
+            return .skip(.fragmentDiscarded)
         case .invalid(let reason):
             return .malformed(reason)
         case .complete(let datagram, let declaredLength):
-            context.reassembled = true
+            packet.wasReassembled = true
             return decodeUpperLayers(firstHeader: key.proto, datagram, declaredLength: declaredLength,
-                                     ipv6: key.isIPv6, fragmentsAllowed: false, &context)
+                                     ipv6: key.isIPv6, fragmentsAllowed: false, &packet)
         }
     }
 
@@ -305,7 +315,7 @@ struct PacketDecoder: Sendable {
     /// `declaredLength` what the IP header announces (`body.count <= declaredLength`).
     private mutating func decodeUpperLayers(firstHeader: UInt8, _ body: UnsafeRawBufferPointer, declaredLength: Int,
                                             ipv6: Bool, fragmentsAllowed: Bool,
-                                            _ context: inout PacketContext) -> DecodeOutcome {
+                                            _ packet: inout DecodedPacket) -> Verdict {
         var next = firstHeader
         var offset = 0
         var headers = 0
@@ -313,14 +323,14 @@ struct PacketDecoder: Sendable {
             let headerLength: Int
             switch next {
             case 6:
-                return decodeTCP(body.wireSlice(offset..<body.count), declaredLength: declaredLength - offset, context)
+                return Self.decodeTCP(body.wireSlice(offset..<body.count), declaredLength: declaredLength - offset, &packet)
             case 17:
-                return decodeUDP(body.wireSlice(offset..<body.count), declaredLength: declaredLength - offset, context)
+                return Self.decodeUDP(body.wireSlice(offset..<body.count), declaredLength: declaredLength - offset, &packet)
             case 51:  // IPsec AH: length in 4-byte units, minus 2
                 guard offset + 2 <= body.count else { return .malformed(.extensionHeaderTruncated) }
                 headerLength = (Int(body.wireU8(at: offset + 1)) + 2) << 2
             case 0, 43, 60, 135, 139, 140:  // IPv6 only; length in 8-byte units, minus 1
-                guard ipv6 else { return .skipped(.notTCPOrUDP) }
+                guard ipv6 else { return .skip(.notTCPOrUDP) }
                 guard offset + 2 <= body.count else { return .malformed(.extensionHeaderTruncated) }
                 headerLength = (Int(body.wireU8(at: offset + 1)) + 1) << 3
             case 44 where ipv6:
@@ -338,14 +348,14 @@ struct PacketDecoder: Sendable {
                     continue
                 }
                 guard fragmentsAllowed else { return .malformed(.nestedFragment) }
-                let key = FragmentKey(src: context.src, dst: context.dst, id: id, proto: fragmentNext)
+                let key = FragmentKey(src: packet.src, dst: packet.dst, id: id, proto: fragmentNext)
                 return reassemble(key, offset: fragmentOffset, moreFragments: moreFragments,
                                   length: declaredLength - offset, captured: body.wireSlice(offset..<body.count),
-                                  maxDatagramLength: 65535, &context)
+                                  maxDatagramLength: 65535, &packet)
             case 59 where ipv6:
-                return .skipped(.noNextHeader)
+                return .skip(.noNextHeader)
             default:
-                return .skipped(.notTCPOrUDP)
+                return .skip(.notTCPOrUDP)
             }
             headers += 1
             guard headers <= limits.maxExtensionHeaders else { return .malformed(.tooManyExtensionHeaders) }
@@ -357,29 +367,26 @@ struct PacketDecoder: Sendable {
 
     // MARK: - Transport layer
 
-    private func decodeTCP(_ segment: UnsafeRawBufferPointer, declaredLength: Int,
-                           _ context: PacketContext) -> DecodeOutcome {
+    private static func decodeTCP(_ segment: UnsafeRawBufferPointer, declaredLength: Int,
+                           _ packet: inout DecodedPacket) -> Verdict {
         guard declaredLength >= 20, segment.count >= 20 else { return .malformed(.tcpHeaderTruncated) }
         let dataOffset = Int(segment.wireU8(at: 12) >> 4) << 2
         guard dataOffset >= 20, dataOffset <= declaredLength else { return .malformed(.tcpBadDataOffset) }
         let payloadStart = min(dataOffset, segment.count)
-        return .packet(DecodedPacket(
-            timestampNs: context.timestampNs,
-            src: context.src, dst: context.dst,
-            transport: .tcp,
-            srcPort: segment.wireU16(at: 0), dstPort: segment.wireU16(at: 2),
-            tcpSeq: segment.wireU32(at: 4), tcpAck: segment.wireU32(at: 8),
-            tcpFlags: TCPFlags(rawValue: segment.wireU8(at: 13)),
-            tcpWindow: segment.wireU16(at: 14),
-            vlanID: context.vlanID,
-            payload: segment.wireSlice(payloadStart..<segment.count),
-            payloadTruncated: declaredLength > segment.count,
-            wireLength: context.wireLength,
-            wasReassembled: context.reassembled))
+        packet.transport = .tcp
+        packet.srcPort = segment.wireU16(at: 0)
+        packet.dstPort = segment.wireU16(at: 2)
+        packet.tcpSeq = segment.wireU32(at: 4)
+        packet.tcpAck = segment.wireU32(at: 8)
+        packet.tcpFlags = TCPFlags(rawValue: segment.wireU8(at: 13))
+        packet.tcpWindow = segment.wireU16(at: 14)
+        packet.payload = segment.wireSlice(payloadStart..<segment.count)
+        packet.payloadTruncated = declaredLength > segment.count
+        return .packet
     }
 
-    private func decodeUDP(_ datagram: UnsafeRawBufferPointer, declaredLength: Int,
-                           _ context: PacketContext) -> DecodeOutcome {
+    private static func decodeUDP(_ datagram: UnsafeRawBufferPointer, declaredLength: Int,
+                           _ packet: inout DecodedPacket) -> Verdict {
         guard declaredLength >= 8, datagram.count >= 8 else { return .malformed(.udpHeaderTruncated) }
         let lengthField = Int(datagram.wireU16(at: 4))
         let length: Int
@@ -389,17 +396,11 @@ struct PacketDecoder: Sendable {
             guard lengthField >= 8 else { return .malformed(.udpBadLength) }
             length = min(lengthField, declaredLength)
         }
-        let end = min(length, datagram.count)
-        return .packet(DecodedPacket(
-            timestampNs: context.timestampNs,
-            src: context.src, dst: context.dst,
-            transport: .udp,
-            srcPort: datagram.wireU16(at: 0), dstPort: datagram.wireU16(at: 2),
-            tcpSeq: 0, tcpAck: 0, tcpFlags: [], tcpWindow: 0,
-            vlanID: context.vlanID,
-            payload: datagram.wireSlice(8..<end),
-            payloadTruncated: length > datagram.count,
-            wireLength: context.wireLength,
-            wasReassembled: context.reassembled))
+        packet.transport = .udp
+        packet.srcPort = datagram.wireU16(at: 0)
+        packet.dstPort = datagram.wireU16(at: 2)
+        packet.payload = datagram.wireSlice(8..<min(length, datagram.count))
+        packet.payloadTruncated = length > datagram.count
+        return .packet
     }
 }

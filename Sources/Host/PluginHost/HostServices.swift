@@ -20,25 +20,25 @@ enum HostServices {
             confirm: confirm,
             violation: violation,
             entry_begin: entryBegin,
-            entry_object_begin: { e, k, n in emitter(e)?.open(array: false, key: k, n) ?? KS_E_INVALID },
-            entry_object_end: { e in emitter(e)?.close(array: false) ?? KS_E_INVALID },
-            entry_array_begin: { e, k, n in emitter(e)?.open(array: true, key: k, n) ?? KS_E_INVALID },
-            entry_array_end: { e in emitter(e)?.close(array: true) ?? KS_E_INVALID },
+            entry_object_begin: { e, k, n in withEmitter(e) { $0.open(array: false, key: k, n) } },
+            entry_object_end: { e in withEmitter(e) { $0.close(array: false) } },
+            entry_array_begin: { e, k, n in withEmitter(e) { $0.open(array: true, key: k, n) } },
+            entry_array_end: { e in withEmitter(e) { $0.close(array: true) } },
             entry_string: { e, k, n, v, vn in
                 guard vn == 0 || v != nil else { return KS_E_INVALID }
-                return emitter(e)?.string(key: k, n, value: UnsafeRawBufferPointer(start: v, count: vn)) ?? KS_E_INVALID
+                return withEmitter(e) { $0.string(key: k, n, value: UnsafeRawBufferPointer(start: v, count: vn)) }
             },
             entry_bytes: { e, k, n, v, vn in
                 guard vn == 0 || v != nil else { return KS_E_INVALID }
-                return emitter(e)?.bytes(key: k, n, value: UnsafeRawBufferPointer(start: v, count: vn)) ?? KS_E_INVALID
+                return withEmitter(e) { $0.bytes(key: k, n, value: UnsafeRawBufferPointer(start: v, count: vn)) }
             },
-            entry_int: { e, k, n, v in emitter(e)?.scalar(key: k, n) { $0.int(v) } ?? KS_E_INVALID },
-            entry_uint: { e, k, n, v in emitter(e)?.scalar(key: k, n) { $0.uint(v) } ?? KS_E_INVALID },
-            entry_double: { e, k, n, v in emitter(e)?.scalar(key: k, n) { $0.double(v) } ?? KS_E_INVALID },
-            entry_bool: { e, k, n, v in emitter(e)?.scalar(key: k, n) { $0.bool(v) } ?? KS_E_INVALID },
-            entry_null: { e, k, n in emitter(e)?.scalar(key: k, n) { $0.null() } ?? KS_E_INVALID },
-            entry_commit: { e in emitter(e)?.commit() ?? KS_E_INVALID },
-            entry_abort: { e in emitter(e)?.abort() },
+            entry_int: { e, k, n, v in withEmitter(e) { $0.scalar(key: k, n) { $0.int(v) } } },
+            entry_uint: { e, k, n, v in withEmitter(e) { $0.scalar(key: k, n) { $0.uint(v) } } },
+            entry_double: { e, k, n, v in withEmitter(e) { $0.scalar(key: k, n) { $0.double(v) } } },
+            entry_bool: { e, k, n, v in withEmitter(e) { $0.scalar(key: k, n) { $0.bool(v) } } },
+            entry_null: { e, k, n in withEmitter(e) { $0.scalar(key: k, n) { $0.null() } } },
+            entry_commit: { e in withEmitter(e) { $0.commit() } },
+            entry_abort: { e in _ = withEmitter(e) { $0.abort(); return KS_OK } },
             status_str: { s in statusCString(s) }
         ))
         return UnsafePointer(t)
@@ -74,10 +74,11 @@ enum HostServices {
         return Unmanaged<StreamHandle>.fromOpaque(UnsafeRawPointer(s)).takeUnretainedValue()
     }
 
+    /// Calls `body` with the emitter behind `e` without retaining it (the session keeps it alive).
     @inline(__always)
-    private static func emitter(_ e: OpaquePointer?) -> EntryEmitter? {
-        guard let e else { return nil }
-        return Unmanaged<EntryEmitter>.fromOpaque(UnsafeRawPointer(e)).takeUnretainedValue()
+    private static func withEmitter(_ e: OpaquePointer?, _ body: (EntryEmitter) -> ks_status) -> ks_status {
+        guard let e else { return KS_E_INVALID }
+        return Unmanaged<EntryEmitter>.fromOpaque(UnsafeRawPointer(e))._withUnsafeGuaranteedRef(body)
     }
 
     private static func text(_ p: UnsafePointer<CChar>?, _ n: Int, cap: Int = 4096) -> String {
