@@ -19,6 +19,7 @@ let package = Package(
         // Built-in dissectors: dynamic libraries named libksplugin-<name>.so, found
         // next to the executable at run time.
         .library(name: "ksplugin-http", type: .dynamic, targets: ["HTTPPlugin"]),
+        .executable(name: "ks-plugin-fuzzer", targets: ["PluginFuzzer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,6 +56,9 @@ let package = Package(
         ),
         // Built-in plugins.
         .target(name: "HTTPPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/HTTP", swiftSettings: hotPath),
+
+        // Fuzzing: libFuzzer target (with -DKS_FUZZ) or input replayer.
+        .executableTarget(name: "PluginFuzzer", dependencies: ["Host"], path: "Fuzz/PluginFuzzer"),
 
         // Tests.
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], path: "Tests/PluginAPITests"),
