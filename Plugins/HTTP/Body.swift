@@ -90,6 +90,13 @@ extension Message {
         }
     }
 
+    /// The body ends before its framing said: what is shown is incomplete.
+    func markBodyCut() {
+        flags.insert(.truncated)
+        displayTruncated = true
+        rawTruncated = true
+    }
+
     /// Payload bytes (after de-chunking).
     func feedPayload(_ p: UnsafeRawBufferPointer, limits: HTTP1Limits, inflater: () -> Inflater) {
         guard !p.isEmpty else { return }

@@ -1,13 +1,42 @@
 // Turning an exchange into an entry: the summary row and the HAR-shaped
 // "request" / "response" objects, written straight from the stored bytes.
 //
+// Summary row (ks_entry_info): method, summary = request target as sent (with
+// the query), status + statusText of the final response, request/response
+// timestamps = capture time of each message's first byte, sizes = bytes on the
+// wire (header block + body with its chunk framing), protocol index 0 for
+// HTTP/1.1 (and 1.x, x != 0), 1 for HTTP/1.0 (the request's version, else the
+// response's).
+//
 // Top-level keys written by this plugin (besides the host's envelope):
-//   request           HAR request (absent for a response whose request was not seen)
-//   response          HAR response (absent when unanswered)
-//   interimResponses  1xx responses (100 Continue, 103 Early Hints...) before the final one
-//   upgrade           the protocol switched to by a 101 (value of its Upgrade field)
+//   request           HAR request: method, url (absolute form as sent, else
+//                     http://<Host><target>; the server address without Host),
+//                     path (target path without query), httpVersion,
+//                     headers [{name,value}] (obs-fold joined with one SP),
+//                     queryString [{name,value}] (percent-decoded, + = SP),
+//                     postData (when there is a body, or for an empty
+//                     POST/PUT/PATCH), headersSize, bodySize (wire),
+//                     trailers? [{name,value}], error? (first parse problem)
+//   response          HAR response: status, statusText, httpVersion, headers,
+//                     content, redirectURL (Location or ""), headersSize,
+//                     bodySize (wire), trailers?, error?
+//   interimResponses  1xx before the final response (100 Continue, 103 Early
+//                     Hints...): [{status, statusText, httpVersion, headers,
+//                     headersSize, timestamp (ms)}]
+//   upgrade           after "101 Switching Protocols": the protocol switched to
+//                     (the Upgrade field of the 101, e.g. "websocket", "h2c")
 //   tunnel            true when a CONNECT was answered 2xx
 // After "upgrade" or "tunnel" the connection's bytes are no longer parsed.
+//
+// postData / content: mimeType (Content-Type as sent, "" when absent), size
+// (decoded size; the payload size when not decoded), text (UTF-8 text, or the
+// bytes in base64 with "encoding": "base64"), truncated? (the shown text was
+// cut at the display cap, or the body was cut short), and for content-coded
+// bodies: contentEncoding (the field as sent), decoded (bool), encodedSize and
+// compression (bytes saved, when positive) once decoded, sizeIsLowerBound?
+// (decoding stopped at the decode cap), decodeError?. A body that is not
+// decoded (br, zstd, stacked codings, corrupt data) is given raw, in base64.
+// For an application/x-www-form-urlencoded request body, postData.params too.
 
 import PluginKit
 
@@ -96,12 +125,20 @@ extension HTTP1Dissector {
             b.array("queryString") { b in
                 if let q = parts.query { self.writePairs(slice(target, q.0, q.1), &b) }
             }
-            if m.hasBody { b.object("postData") { self.writeBody(m, h, &$0) } }
+            if m.hasBody, m.payloadSize > 0 || Self.expectsBody(h[span: m.method]) {
+                b.object("postData") { self.writeBody(m, h, &$0) }
+            }
             b.int("headersSize", Int64(m.headSize))
             b.uint("bodySize", m.bodyWire)
             writeTrailers(m, &b)
             if let e = m.error { b.string("error", bytes: staticBytes(e)) }
         }
+    }
+
+    /// Methods whose empty body is still worth a `postData`.
+    private static func expectsBody(_ method: UnsafeRawBufferPointer) -> Bool {
+        method.elementsEqual(staticBytes("POST")) || method.elementsEqual(staticBytes("PUT"))
+            || method.elementsEqual(staticBytes("PATCH"))
     }
 
     /// `url`: the absolute form as sent, else `http://<Host><target>` (the server
@@ -195,7 +232,7 @@ extension HTTP1Dissector {
             b.bool("decoded", decoded)
             if decoded {
                 b.uint("encodedSize", m.payloadSize)
-                b.int("compression", Int64(truncatingIfNeeded: m.decodedSize &- m.payloadSize))
+                if m.decodedSize > m.payloadSize { b.uint("compression", m.decodedSize - m.payloadSize) }
                 if m.sizeCapped { b.bool("sizeIsLowerBound", true) }
             }
             if let e = m.decodeError { b.string("decodeError", bytes: staticBytes(e)) }
@@ -339,17 +376,44 @@ struct TargetParts {
 
 /// Appends `addr:port` (IPv6 in brackets; port omitted when 80).
 func appendEndpoint(_ e: Endpoint, to out: inout [UInt8]) {
+    appendEndpoint(family: e.family, address: e.addressBytes, port: e.port, to: &out)
+}
+
+func appendEndpoint(family: UInt8, address a: [UInt8], port: UInt16, to out: inout [UInt8]) {
     func appendDecimal(_ v: Int) {
         if v >= 10 { appendDecimal(v / 10) }
         out.append(UInt8(ascii: "0") + UInt8(v % 10))
     }
-    let a = e.addressBytes
-    if e.family == 6, a.count == 16 {
+    if family == 6, a.count == 16 {
+        // RFC 5952: lower-case hex, no leading zeros, the longest run (>= 2) of zero groups as "::".
+        let groups = (0..<8).map { Int(a[2 * $0]) << 8 | Int(a[2 * $0 + 1]) }
+        var bestStart = -1
+        var bestLength = 1
+        var g = 0
+        while g < 8 {
+            if groups[g] == 0 {
+                var e = g
+                while e < 8, groups[e] == 0 { e += 1 }
+                if e - g > bestLength {
+                    bestStart = g
+                    bestLength = e - g
+                }
+                g = e
+            } else {
+                g += 1
+            }
+        }
+        let hex = staticBytes("0123456789abcdef")
         out.append(UInt8(ascii: "["))
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        for g in 0..<8 {
-            if g > 0 { out.append(UInt8(ascii: ":")) }
-            let v = Int(a[2 * g]) << 8 | Int(a[2 * g + 1])
+        g = 0
+        while g < 8 {
+            if g == bestStart {
+                out.append(contentsOf: staticBytes("::"))
+                g += bestLength
+                continue
+            }
+            if g > 0, g != bestStart + bestLength || bestStart < 0 { out.append(UInt8(ascii: ":")) }
+            let v = groups[g]
             var started = false
             for shift in stride(from: 12, through: 0, by: -4) {
                 let d = (v >> shift) & 0xF
@@ -358,6 +422,7 @@ func appendEndpoint(_ e: Endpoint, to out: inout [UInt8]) {
                     started = true
                 }
             }
+            g += 1
         }
         out.append(UInt8(ascii: "]"))
     } else if a.count >= 4 {
@@ -368,9 +433,9 @@ func appendEndpoint(_ e: Endpoint, to out: inout [UInt8]) {
     } else {
         out.append(contentsOf: staticBytes("unknown"))
     }
-    if e.port != 80 {
+    if port != 80 {
         out.append(UInt8(ascii: ":"))
-        appendDecimal(Int(e.port))
+        appendDecimal(Int(port))
     }
 }
 

@@ -98,6 +98,11 @@ public final class HTTP1Dissector: Dissector {
     var confirmed = false
     var closed = false
     var pool: [Message] = []
+    var exchangePool: [Exchange] = []
+    /// Capture time of the newest bytes (for releasing buffers of idle streams).
+    var lastActivityNs: Int64 = 0
+    /// An idle stream gives back its inflaters and pooled buffers after this long.
+    static let idleTrimNs: Int64 = 2_000_000_000
     /// Reused buffer for URLs, decoded query strings and unfolded header values.
     var scratch: [UInt8] = []
 
@@ -113,6 +118,7 @@ public final class HTTP1Dissector: Dissector {
 
     public func receive(_ chunk: Chunk) -> ParseResult {
         let d = chunk.direction == .clientToServer ? client : server
+        lastActivityNs = chunk.lastTimestampNs
         let r = parse(d, chunk)
         switch r {
         case .ok(let c), .needMore(let c, _), .needUntilEOF(let c):
@@ -160,7 +166,7 @@ public final class HTTP1Dissector: Dissector {
                 m.countUnseenPayload(length, lost: true)
             default:
                 // The end of the message was lost with the bytes.
-                m.flags.insert(.truncated)
+                m.markBodyCut()
                 if m.error == nil { m.error = "bytes lost inside the message" }
                 completeMessage(d, m, ts: m.lastTs)
                 enterResync(d)
@@ -189,6 +195,17 @@ public final class HTTP1Dissector: Dissector {
             queueHead += 1
         }
         compactQueue()
+        if nowNs &- lastActivityNs >= Self.idleTrimNs { trimIdle() }
+    }
+
+    /// Gives back memory an idle keep-alive stream does not need: zlib state
+    /// (~55 KiB per direction) and pooled message buffers.
+    private func trimIdle() {
+        if client.phase != .body { client.inflater = nil }
+        if server.phase != .body { server.inflater = nil }
+        pool.removeAll()
+        exchangePool.removeAll()
+        if scratch.capacity > 4096 { scratch = [] }
     }
 
     public func close(reason: CloseReason) {
@@ -396,6 +413,7 @@ public final class HTTP1Dissector: Dissector {
         }
         acceptedHead(d, m)
         if status == .tooManyHeaders {
+            host.count("http.violations")
             host.violation("HTTP: more than \(limits.maxHeaders) header fields")
             d.stopAfterMessage = true
             deliverWithoutBody(d, m, ts: chunk.lastTimestampNs)
@@ -438,6 +456,7 @@ public final class HTTP1Dissector: Dissector {
         acceptedHead(d, m)
         m.fail("header block larger than the cap")
         m.flags.insert(.truncated)
+        host.count("http.violations")
         host.violation("HTTP: header block larger than \(limits.maxHeaderBytes) bytes")
         d.stopAfterMessage = true
         deliverWithoutBody(d, m, ts: chunk.lastTimestampNs)
@@ -486,17 +505,15 @@ public final class HTTP1Dissector: Dissector {
                 framing = .chunkSize
                 m.hasBody = true
             } else {
-                m.fail("Transfer-Encoding without a final chunked")
-                d.stopAfterMessage = true
+                framingError(d, m, "Transfer-Encoding without a final chunked")
             }
         } else if m.contentLengthInvalid {
-            m.fail("invalid or conflicting Content-Length")
-            d.stopAfterMessage = true
+            framingError(d, m, "invalid or conflicting Content-Length")
         } else if let cl = m.contentLength {
             m.hasBody = true
             if cl > 0 { framing = .length(cl) }
         }
-        let x = Exchange()
+        let x = newExchange()
         x.request = m
         queue.append(x)
         awaiting += 1
@@ -514,7 +531,7 @@ public final class HTTP1Dissector: Dissector {
                     recycle(m)
                 }
             } else {
-                let x = Exchange()
+                let x = newExchange()
                 x.response = m
                 emit(x, extraFlags: [])
             }
@@ -525,7 +542,7 @@ public final class HTTP1Dissector: Dissector {
             x = w
             awaiting -= 1
         } else {
-            x = Exchange()
+            x = newExchange()
             queue.append(x)
         }
         x.response = m
@@ -544,8 +561,7 @@ public final class HTTP1Dissector: Dissector {
             m.hasBody = true
             framing = m.chunked ? .chunkSize : .untilClose
         } else if m.contentLengthInvalid {
-            m.fail("invalid or conflicting Content-Length")
-            d.stopAfterMessage = true
+            framingError(d, m, "invalid or conflicting Content-Length")
         } else if let cl = m.contentLength {
             m.hasBody = true
             if cl > 0 { framing = .length(cl) }
@@ -568,6 +584,15 @@ public final class HTTP1Dissector: Dissector {
         begin(d, m, framing, ts: chunk.lastTimestampNs)
     }
 
+    /// The body cannot be delimited: the message is malformed and, once
+    /// delivered without a body, the direction stops.
+    private func framingError(_ d: DirectionState, _ m: Message, _ reason: StaticString) {
+        m.fail(reason)
+        host.count("http.violations")
+        host.violation("HTTP: \(reason)")
+        d.stopAfterMessage = true
+    }
+
     /// Starts reading the body (or completes a message without one).
     private func begin(_ d: DirectionState, _ m: Message, _ framing: Framing, ts: Int64) {
         if framing == .none {
@@ -581,14 +606,14 @@ public final class HTTP1Dissector: Dissector {
 
     private func deliverWithoutBody(_ d: DirectionState, _ m: Message, ts: Int64) {
         if d.isRequestSide {
-            let x = Exchange()
+            let x = newExchange()
             x.request = m
             queue.append(x)
             awaiting += 1
             enforceBounds()
             completeMessage(d, m, ts: ts)
         } else if m.isInterim {
-            let x = Exchange()
+            let x = newExchange()
             x.response = m
             m.complete = true
             emit(x, extraFlags: [])
@@ -599,7 +624,7 @@ public final class HTTP1Dissector: Dissector {
                 x = w
                 awaiting -= 1
             } else {
-                x = Exchange()
+                x = newExchange()
                 queue.append(x)
             }
             x.response = m
@@ -623,11 +648,16 @@ public final class HTTP1Dissector: Dissector {
             d.phase = .head
         }
         if m.isRequest {
-            for i in queueHead..<queue.count where queue[i].request === m {
-                let size = m.storedBytes
-                queue[i].accounted = size
-                pendingBytes += size
-                break
+            // The request completing is (almost always) the newest one.
+            var i = queue.count - 1
+            while i >= queueHead {
+                if queue[i].request === m {
+                    let size = m.storedBytes
+                    queue[i].accounted = size
+                    pendingBytes += size
+                    break
+                }
+                i -= 1
             }
             enforceBounds()
         }
@@ -638,9 +668,13 @@ public final class HTTP1Dissector: Dissector {
     private func finishDirection(_ d: DirectionState) {
         guard !d.ended else { return }
         d.ended = true
+        if d.phase == .head, d.scanned > 0 {
+            // A header block cut by the end of the stream: nothing to show.
+            host.count("http.partial_head_at_eof")
+        }
         if d.phase == .body, let m = d.current {
             if d.framing != .untilClose {
-                m.flags.insert(.truncated)
+                m.markBodyCut()
                 if m.error == nil { m.error = "the stream ended inside the body" }
             }
             completeMessage(d, m, ts: 0)
@@ -800,9 +834,11 @@ public final class HTTP1Dissector: Dissector {
 
     private func compactQueue() {
         if queueHead == queue.count {
+            reuse(queue[...])
             queue.removeAll(keepingCapacity: queue.count <= 64)
             queueHead = 0
         } else if queueHead > 32, queueHead * 2 > queue.count {
+            reuse(queue[0..<queueHead])
             queue.removeFirst(queueHead)
             queueHead = 0
         }
@@ -842,11 +878,21 @@ public final class HTTP1Dissector: Dissector {
     func recycle(_ m: Message) {
         guard pool.count < 2, !closed else { return }
         let capacity = m.head.capacity + m.display.capacity + m.raw.capacity + m.trailerBytes.capacity
-        guard capacity <= 32 << 10 else { return }
+        guard capacity <= 16 << 10 else { return }
         pool.append(m)
     }
 
-    /// Releases an emitted exchange.
+    func newExchange() -> Exchange {
+        guard let x = exchangePool.popLast() else { return Exchange() }
+        x.switched = false
+        x.tunnel = false
+        x.emitted = false
+        x.accounted = 0
+        return x
+    }
+
+    /// Releases an emitted exchange. It goes back to the pool only once it has
+    /// left the queue (the queue still refers to it until compaction).
     func retire(_ x: Exchange) {
         x.emitted = true
         pendingBytes -= x.accounted
@@ -856,7 +902,13 @@ public final class HTTP1Dissector: Dissector {
         for m in x.interim { recycle(m) }
         x.request = nil
         x.response = nil
-        x.interim.removeAll()
+        x.interim.removeAll(keepingCapacity: true)
+    }
+
+    /// Exchanges dropped from the queue can be reused.
+    private func reuse(_ exchanges: ArraySlice<Exchange>) {
+        guard !closed else { return }
+        for x in exchanges where x.emitted && exchangePool.count < 4 { exchangePool.append(x) }
     }
 }
 

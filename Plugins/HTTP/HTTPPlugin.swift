@@ -22,7 +22,7 @@ public struct HTTP1Limits: Sendable {
     /// Most requests waiting for a response per stream.
     public var maxPendingRequests = 1024
     /// Most bytes kept for requests waiting for a response per stream.
-    public var maxPendingBytes = 8 << 20
+    public var maxPendingBytes = 1 << 20
     /// A request unanswered this long (capture time) is emitted as timed out.
     public var requestTimeoutNs: Int64 = 60_000_000_000
     /// Most 1xx responses recorded per exchange.

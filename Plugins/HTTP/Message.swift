@@ -221,12 +221,11 @@ final class Message {
             if e > pos, h[e - 1] == CR { e -= 1 }
             if e == pos { break }  // the empty line
             if isWhitespace(h[pos]) {
-                // obs-fold: continues the previous value.
-                let (_, ve) = trimOWS(h, pos, e)
-                if !fields.isEmpty, ve > pos {
+                // obs-fold: continues the previous value (a blank continuation adds nothing).
+                let (vs, ve) = trimOWS(h, pos, e)
+                if !fields.isEmpty, vs < ve {
                     var last = fields[fields.count - 1]
                     if last.value.isEmpty {
-                        let (vs, _) = trimOWS(h, pos, e)
                         last.value = Span(vs, ve)
                     } else {
                         last.value.end = Int32(truncatingIfNeeded: ve)

@@ -130,8 +130,17 @@ enum TextCheck: Equatable {
 /// left out of `length`.
 func checkText(_ b: UnsafeRawBufferPointer, allowCutTail: Bool) -> TextCheck {
     let n = b.count
+    guard let base = b.baseAddress else { return .text(length: 0) }
     var i = 0
     while i < n {
+        // Eight ASCII bytes at a time (no high bit, no NUL).
+        while i + 8 <= n {
+            let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if w & 0x8080_8080_8080_8080 != 0 { break }
+            if (w &- 0x0101_0101_0101_0101) & ~w & 0x8080_8080_8080_8080 != 0 { return .binary }
+            i += 8
+        }
+        if i >= n { break }
         let c = b[i]
         if c < 0x80 {
             if c == 0 { return .binary }

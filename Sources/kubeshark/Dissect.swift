@@ -117,6 +117,12 @@ enum LiveStop {
 
     static func install(_ b: LibpcapBackend) {
         backend = b
+        // A parent may have spawned us with these signals blocked; we want them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in LiveStop.backend?.breakLoop() }
         signal(SIGTERM) { _ in LiveStop.backend?.breakLoop() }
     }

@@ -1,4 +1,5 @@
 import CPcap
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +14,9 @@ public final class LibpcapBackend: CaptureBackend {
     private let path: String
     private var stats = CaptureStatistics()
     private var nanosecondPrecision: Bool
+    /// Set by `breakLoop`. libpcap clears its own break flag when a read returns
+    /// it, so a break that lands while a batch is half-read would otherwise be lost.
+    private let stopRequested = Atomic<Bool>(false)
 
     /// Options for live capture.
     public struct LiveOptions: Sendable {
@@ -100,7 +104,7 @@ public final class LibpcapBackend: CaptureBackend {
     }
 
     public func read(maxPackets: Int, _ handler: (CapturedPacket) -> Void) throws(CaptureError) -> CaptureReadOutcome {
-        guard let h = handle else { return .end }
+        guard let h = handle, !stopRequested.load(ordering: .relaxed) else { return .end }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         var n = 0
@@ -146,6 +150,7 @@ public final class LibpcapBackend: CaptureBackend {
     }
 
     public func breakLoop() {
+        stopRequested.store(true, ordering: .relaxed)
         if let h = handle { pcap_breakloop(h) }
     }
 

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// `kubeshark dissect -i IFACE`: live capture through libpcap on a veth pair
+/// whose far end sits in a network namespace running a real HTTP server
+/// (Python's http.server), with curl as the client.
+@Suite("Live capture through libpcap", .serialized,
+       .enabled(if: getuid() == 0, "needs root for network namespaces and capture"),
+       .enabled(if: TestSupport.which("ip") != nil && TestSupport.which("curl") != nil, "needs iproute2 and curl"))
+struct LiveCaptureTests {
+    static let namespace = "kstest-live-\(getpid())"
+    static let hostSide = "kslv\(getpid() % 100000)a"
+    static let nsSide = "kslv\(getpid() % 100000)b"
+
+    func sh(_ command: String) throws {
+        let r = try TestSupport.run("/bin/sh", ["-c", command])
+        if r.status != 0 { throw Failure(message: "\(command): \(r.stderr)") }
+    }
+
+    struct Failure: Error { var message: String }
+
+    @Test("entries from traffic seen live, printed when the capture is stopped")
+    func liveHTTP() throws {
+        let ns = Self.namespace
+        defer {
+            _ = try? TestSupport.run("/bin/sh", ["-c", "ip netns pids \(ns) | xargs -r kill; ip netns del \(ns); ip link del \(Self.hostSide)"])
+        }
+        try sh("ip netns add \(ns)")
+        try sh("ip link add \(Self.hostSide) type veth peer name \(Self.nsSide)")
+        try sh("ip link set \(Self.nsSide) netns \(ns)")
+        try sh("ip addr add 10.233.7.1/24 dev \(Self.hostSide) && ip link set \(Self.hostSide) up")
+        try sh("ip netns exec \(ns) ip addr add 10.233.7.2/24 dev \(Self.nsSide)")
+        try sh("ip netns exec \(ns) ip link set \(Self.nsSide) up && ip netns exec \(ns) ip link set lo up")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ks-live-\(getpid())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try Data("hello from the pod\n".utf8).write(to: root.appendingPathComponent("hello.txt"))
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        server.arguments = ["netns", "exec", ns, "python3", "-m", "http.server", "8080", "--bind", "10.233.7.2",
+                            "--directory", root.path]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate() }
+
+        let capture = Process()
+        capture.executableURL = URL(fileURLWithPath: TestSupport.kubeshark)
+        capture.arguments = ["dissect", "-i", Self.hostSide, "--filter", "tcp port 8080", "--output", "json"]
+        let out = Pipe()
+        capture.standardOutput = out
+        capture.standardError = FileHandle.nullDevice
+        try capture.run()
+
+        // Wait for the server, then make requests.
+        var served = false
+        for _ in 0..<50 where !served {
+            let r = try TestSupport.run(TestSupport.which("curl")!, ["-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                                                 "http://10.233.7.2:8080/hello.txt"])
+            served = r.stdout == "200"
+            if !served { usleep(100_000) }
+        }
+        #expect(served, "the HTTP server in the namespace never answered")
+        _ = try TestSupport.run(TestSupport.which("curl")!, ["-s", "-o", "/dev/null", "http://10.233.7.2:8080/missing"])
+        usleep(500_000)
+        capture.interrupt()
+        // A capture that ignores the interrupt fails the test instead of hanging it.
+        let pid = capture.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(pid, SIGKILL) }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        capture.waitUntilExit()
+        #expect(capture.terminationStatus == 0)
+        let entries = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let ok = entries.filter { $0["summary"] as? String == "/hello.txt" && $0["status"] as? Int == 200 }
+        let missing = entries.filter { $0["summary"] as? String == "/missing" && $0["status"] as? Int == 404 }
+        #expect(!ok.isEmpty, "entries: \(entries.map { "\($0["method"] ?? "-") \($0["summary"] ?? "-") \($0["status"] ?? "-")" })")
+        #expect(missing.count == 1)
+        #expect((ok.first?["dst"] as? [String: Any])?["ip"] as? String == "10.233.7.2")
+    }
+}
