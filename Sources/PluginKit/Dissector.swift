@@ -91,6 +91,10 @@ public protocol Dissector: AnyObject {
     /// The descriptor's metadata.
     static var metadata: PluginMetadata { get }
 
+    /// Called once when the host starts the plugin, with the configuration string
+    /// the deployment gave it (empty by default). Return false to refuse to start.
+    static func configure(_ config: String) -> Bool
+
     /// Decides from the first bytes of one direction whether the flow speaks this protocol.
     /// Must be cheap and stateless.
     static func probe(flow: Flow, chunk: Chunk) -> ProbeResult
@@ -118,6 +122,7 @@ public protocol Dissector: AnyObject {
 }
 
 extension Dissector {
+    public static func configure(_ config: String) -> Bool { true }
     public func datagram(_ chunk: Chunk) -> ParseResult { .error }
     public func gap(direction: Direction, length: UInt64) -> Bool { false }
     public func endOfStream(direction: Direction) {}

@@ -129,9 +129,13 @@ private let pluginInit:
     @convention(c) (
         UnsafePointer<ks_host_api>?, UnsafeMutableRawPointer?, UnsafePointer<CChar>?, Int,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?
-    ) -> ks_status = { api, hostCtx, _, _, out in
+    ) -> ks_status = { api, hostCtx, config, configLength, out in
         guard let api, let out, let type = PluginExport.dissectorType else { return KS_E_INVALID }
         guard api.pointee.abi_major == UInt16(KS_ABI_MAJOR) else { return KS_E_VERSION }
+        let text = config.map {
+            String(decoding: UnsafeRawBufferPointer(start: $0, count: configLength), as: UTF8.self)
+        } ?? ""
+        guard type.configure(text) else { return KS_E_INVALID }
         let ctx = PluginContext(type: type, api: api, hostContext: hostCtx)
         out.pointee = Unmanaged.passRetained(ctx).toOpaque()
         return KS_OK

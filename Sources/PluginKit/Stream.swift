@@ -9,20 +9,26 @@ public enum Direction: Int32, Sendable {
     public var reversed: Direction { self == .clientToServer ? .serverToClient : .clientToServer }
 }
 
-/// One endpoint of a flow.
+/// One endpoint of a flow. Holds the C value, so making one never allocates
+/// (probes build a `Flow` for every new flow).
 public struct Endpoint: Sendable {
-    /// 4 or 6.
-    public var family: UInt8
-    public var port: UInt16
-    /// Address bytes in network order: 4 for IPv4, 16 for IPv6.
-    public var addressBytes: [UInt8]
+    private let raw: ks_endpoint
 
-    init(_ e: ks_endpoint) {
-        family = e.family
-        port = e.port
-        let count = e.family == 6 ? 16 : 4
-        addressBytes = withUnsafeBytes(of: e.addr) { Array($0.prefix(count)) }
+    /// 4 or 6.
+    public var family: UInt8 { raw.family }
+    public var port: UInt16 { raw.port }
+
+    /// Address bytes in network order: 4 for IPv4, 16 for IPv6.
+    public var addressBytes: [UInt8] {
+        withUnsafeBytes(of: raw.addr) { Array($0.prefix(family == 6 ? 16 : 4)) }
     }
+
+    /// Calls `body` with the address bytes (4 or 16) without allocating.
+    public func withAddressBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeBytes(of: raw.addr) { body(UnsafeRawBufferPointer(rebasing: $0.prefix(family == 6 ? 16 : 4))) }
+    }
+
+    init(_ e: ks_endpoint) { raw = e }
 }
 
 /// What the host knows about a flow (`ks_flow_info`).
