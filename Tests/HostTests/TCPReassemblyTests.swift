@@ -412,11 +412,12 @@ struct TCPReassemblyTests {
 
     @Test("Fuzz: random segments, flags and ACKs on directions sharing a small budget")
     func fuzz() {
-        let budget = ReassemblyBudget(totalLimitBytes: 48 << 10, perDirectionLimitBytes: 16 << 10,
+        let budget = ReassemblyBudget(totalLimitBytes: 36 << 10, perDirectionLimitBytes: 16 << 10,
                                       maxHeldRangesPerDirection: 8)
         var rng = FixtureRNG(seed: 0xF00D)
         /// The byte every segment carries at stream offset `o`.
         func content(_ o: Int) -> UInt8 { UInt8(truncatingIfNeeded: o &* 31 &+ o >> 8) }
+        var totals = TCPDirectionCounters()
         for round in 0..<30 {
             var harnesses = (0..<3).map { _ in DirectionHarness(budget: budget) }
             var frontiers = [0, 0, 0]
@@ -433,7 +434,9 @@ struct TCPReassemblyTests {
                     if rng.next() % 200 == 0 { flags.insert(.fin) }
                     if rng.next() % 400 == 0 { flags.insert(.rst) }
                     if rng.next() % 300 == 0 { flags.insert(.syn) }
-                    let payload = (offset..<(offset + length)).map(content)
+                    // A SYN's data starts one sequence number after it.
+                    let first = flags.contains(.syn) ? offset + 1 : offset
+                    let payload = (first..<(first + length)).map(content)
                     harnesses[d].send(isns[d] &+ UInt32(truncatingIfNeeded: offset), payload, flags: flags, ts: ts)
                     frontiers[d] = max(frontiers[d], offset + length)
                 } else if roll < 97 {
@@ -449,22 +452,23 @@ struct TCPReassemblyTests {
             for i in 0..<3 {
                 harnesses[i].flush(ts: 1 << 40)
                 let h = harnesses[i]
-                // Every delivered byte is the right byte for its stream offset
-                // (a SYN-less pickup may start late: find where it started).
+                // Every delivered byte is the right byte for its stream offset.
                 let c = h.direction.counters
+                totals.outOfOrderSegments += c.outOfOrderSegments
+                totals.memoryPressureGaps += c.memoryPressureGaps
+                totals.gaps += c.gaps
+                totals.overlappingBytes += c.overlappingBytes
                 #expect(c.deliveredBytes + c.gapBytes == UInt64(h.recorder.stream.count))
                 #expect(h.direction.heldBytes == 0)
-                var position = 0
+                guard h.direction.isSynchronized else { continue }
+                var position = Int(h.direction.nextSequence &- isns[i]) - h.recorder.stream.count
                 for event in h.events {
                     switch event {
                     case .data(let bytes):
-                        if position == 0 && !h.direction.sawSYN { position = -1 }  // unknown start
-                        if position >= 0 {
-                            #expect(bytes == (position..<(position + bytes.count)).map(content))
-                            position += bytes.count
-                        }
+                        #expect(bytes == (position..<(position + bytes.count)).map(content))
+                        position += bytes.count
                     case .gap(let length):
-                        if position >= 0 { position += Int(length) }
+                        position += Int(length)
                     case .fin, .reset:
                         break
                     }
@@ -472,5 +476,9 @@ struct TCPReassemblyTests {
             }
         }
         #expect(budget.heldBytes == 0)
+        // The run exercised the interesting paths.
+        #expect(totals.outOfOrderSegments > 100 && totals.memoryPressureGaps > 0)
+        #expect(totals.gaps > totals.memoryPressureGaps && totals.overlappingBytes > 0)
+        #expect(budget.refusedReservations > 0)
     }
 }

@@ -77,12 +77,14 @@ struct PacketDecoder: Sendable {
     /// - Parameters:
     ///   - linkType: The capture's link type.
     ///   - data: The captured bytes (possibly cut by the snap length).
-    ///   - wireLength: The frame's original length.
+    ///   - wireLength: The frame's original length (values below `data.count` are read as `data.count`).
     ///   - timestampNs: Capture time, Unix nanoseconds; also the clock of fragment timeouts.
     mutating func decode(linkType: LinkType, data: UnsafeRawBufferPointer, wireLength: Int,
                          timestampNs: Int64) -> DecodeOutcome {
         tally.packets &+= 1
         tally.bytes &+= UInt64(clamping: wireLength)
+        // A wire length below the captured length is nonsense; never let it go negative.
+        let wireLength = max(wireLength, data.count)
         var packet = DecodedPacket(
             timestampNs: timestampNs, src: IPAddress(ipv4: 0), dst: IPAddress(ipv4: 0), transport: .other,
             srcPort: 0, dstPort: 0, tcpSeq: 0, tcpAck: 0, tcpFlags: [], tcpWindow: 0, vlanID: nil,

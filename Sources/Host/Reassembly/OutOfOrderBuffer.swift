@@ -1,10 +1,11 @@
 /// Out-of-order bytes of one TCP direction, stored at their stream offsets in
 /// one contiguous buffer, plus the sorted list of ranges actually held.
 ///
-/// The buffer covers stream offsets `[base, base + capacity)`. It grows by
-/// powers of two up to the budget's per-direction limit, and slides forward
-/// (compacting the live bytes to its start) as data is delivered. Its capacity
-/// is charged to the `ReassemblyBudget` and given back on deinit.
+/// The buffer covers stream offsets `[base, base + capacity)`. It comes from
+/// the `ReassemblyBudget` (which charges and pools it), grows by powers of two
+/// up to the budget's per-direction limit, slides forward (compacting the live
+/// bytes to its start) as data is delivered, and goes back to the budget when
+/// the direction holds nothing (`releaseStorage`) or on deinit.
 ///
 /// Among held bytes the first copy wins: `insert` only writes bytes no range
 /// covers yet.
@@ -18,14 +19,11 @@ final class OutOfOrderBuffer {
         var count: Int { Int(upper - lower) }
     }
 
-    /// Smallest buffer ever allocated.
-    static let minimumCapacity = 4096
-
     private let budget: ReassemblyBudget
     /// Stream offset of `storage[0]`.
     private(set) var base: Int64
     private var storage: UnsafeMutableRawPointer?
-    /// Bytes allocated (and charged to the budget).
+    /// Bytes of the buffer (charged to the budget); 0 when released.
     private(set) var capacity = 0
     /// Held ranges, sorted, non-overlapping and non-adjacent.
     private(set) var ranges: [HeldRange] = []
@@ -38,20 +36,17 @@ final class OutOfOrderBuffer {
     }
 
     deinit {
-        storage?.deallocate()
-        budget.release(capacity)
+        if let storage { budget.releaseBuffer(storage, size: capacity) }
     }
 
     /// An independent copy (for copy-on-write of `TCPDirection`); charged to the
     /// budget even beyond its limit, since the original is usually about to go.
     func copy() -> OutOfOrderBuffer {
         let twin = OutOfOrderBuffer(budget: budget, base: base)
-        if let storage, capacity > 0 {
-            let copied = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        if let storage, let copied = budget.acquireBuffer(size: capacity, force: true) {
             copied.copyMemory(from: storage, byteCount: capacity)
             twin.storage = copied
             twin.capacity = capacity
-            budget.forceReserve(capacity)
         }
         twin.ranges = ranges
         twin.heldBytes = heldBytes
@@ -64,23 +59,30 @@ final class OutOfOrderBuffer {
     /// needed any more. Returns false when the per-direction limit or the
     /// budget forbids it (the buffer is then unchanged).
     func ensureSpan(floor: Int64, end: Int64) -> Bool {
-        if end - base <= Int64(capacity) { return true }
+        if storage != nil && end - base <= Int64(capacity) { return true }
         let needed = end - floor
-        guard needed <= Int64(budget.perDirectionLimitBytes) else { return false }
-        if needed <= Int64(capacity) {
-            slide(to: floor, into: storage!)
+        guard needed <= Int64(budget.maxBufferBytes), let size = budget.bufferSize(covering: Int(needed)) else {
+            return false
+        }
+        if let storage, size <= capacity {
+            slide(to: floor, into: storage)
             return true
         }
-        var newCapacity = OutOfOrderBuffer.minimumCapacity
-        while Int64(newCapacity) < needed { newCapacity <<= 1 }
-        newCapacity = min(newCapacity, budget.perDirectionLimitBytes)
-        guard budget.reserve(newCapacity - capacity) else { return false }
-        let fresh = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        guard let fresh = budget.acquireBuffer(size: size) else { return false }
         slide(to: floor, into: fresh)
-        storage?.deallocate()
+        if let storage { budget.releaseBuffer(storage, size: capacity) }
         storage = fresh
-        capacity = newCapacity
+        capacity = size
         return true
+    }
+
+    /// Gives the buffer back to the budget; only when nothing is held.
+    func releaseStorage() {
+        precondition(ranges.isEmpty)
+        if let storage { budget.releaseBuffer(storage, size: capacity) }
+        storage = nil
+        capacity = 0
+        if ranges.capacity > 16 { ranges = [] }
     }
 
     /// Moves the live bytes so that `target[0]` is stream offset `floor`.

@@ -60,13 +60,17 @@ struct TCPDirectionCounters: Sendable, Hashable {
 /// The `deliver` callbacks run synchronously, inside the mutating call: they
 /// must not access this same `TCPDirection`.
 ///
+/// No allocation per in-order segment. The out-of-order buffer comes from the
+/// `ReassemblyBudget`'s pool and goes back to it as soon as nothing is held.
 /// A value type: copies are independent (the out-of-order buffer is copied on
-/// write). Memory is released when the direction is discarded.
+/// write); everything is released when the direction is discarded.
 struct TCPDirection {
     /// Sequence distance beyond which a segment is ignored (2^30, the largest TCP window).
     private static let window: Int64 = 1 << 30
 
     private let budget: ReassemblyBudget
+    /// Out-of-order storage; created on the first out-of-order segment and
+    /// kept (without its buffer, which returns to the budget's pool) while empty.
     private var held: OutOfOrderBuffer?
     /// Sequence number of stream offset 0.
     private var originSeq: UInt32 = 0
@@ -97,7 +101,7 @@ struct TCPDirection {
     /// Out-of-order bytes waiting for a hole to fill.
     var heldBytes: Int { held?.heldBytes ?? 0 }
 
-    /// Buffer capacity this direction charges to the budget.
+    /// Buffer capacity this direction currently takes from the budget.
     var reservedBytes: Int { held?.capacity ?? 0 }
 
     /// Stream offset of the next byte to deliver (bytes delivered plus gap bytes).
@@ -109,7 +113,8 @@ struct TCPDirection {
     // MARK: - Input
 
     /// Feeds one segment of this direction. `deliver` is called zero or more
-    /// times, synchronously, with in-order events.
+    /// times, synchronously, with in-order events. Once closed, segments are
+    /// ignored, except that a RST after a FIN is still reported as `.reset`.
     mutating func ingest(seq: UInt32, flags: TCPFlags, payload: UnsafeRawBufferPointer, timestampNs: Int64,
                          deliver: (ReassemblyEvent) -> Void) {
         counters.segments &+= 1
@@ -149,7 +154,7 @@ struct TCPDirection {
             deliverFINIfDue(timestampNs: timestampNs, deliver: deliver)
             resetDelivered = true
             deliver(.reset(timestampNs: timestampNs))
-            held = nil
+            releaseHeld()
             return
         }
         var end = start + Int64(payload.count)
@@ -162,7 +167,7 @@ struct TCPDirection {
         if end > start {
             place(start: start, end: end, payload: payload, timestampNs: timestampNs, deliver: deliver)
         }
-        if held != nil || finOffset != nil {
+        if holdsData || finOffset != nil {
             advance(timestampNs: timestampNs, deliver: deliver)
         }
     }
@@ -177,7 +182,7 @@ struct TCPDirection {
         guard distance > 0, distance < Self.window else { return }
         let acked = delivered + distance
         if acked > peerAcked { peerAcked = acked }
-        if held != nil || finOffset != nil {
+        if holdsData || finOffset != nil {
             advance(timestampNs: timestampNs, deliver: deliver)
         }
     }
@@ -188,7 +193,7 @@ struct TCPDirection {
     mutating func flush(timestampNs: Int64, deliver: (ReassemblyEvent) -> Void) {
         guard isSynchronized, !isClosed else { return }
         drainAll(timestampNs: timestampNs, toTail: true, deliver: deliver)
-        held = nil
+        releaseHeld()
         deliverFINIfDue(timestampNs: timestampNs, deliver: deliver)
     }
 
@@ -214,10 +219,10 @@ struct TCPDirection {
                 return
             }
             // Ahead of a hole. If the peer already acknowledged past the start
-            // of this segment, the hole was lost in capture: skip it.
+            // of this segment, the hole was lost in capture: skip it. (Nothing
+            // is held inside it: `advance` consumes held bytes the peer acknowledged.)
             if start <= peerAcked {
-                advance(timestampNs: timestampNs, deliver: deliver)
-                if start > delivered { declareGap(start - delivered, timestampNs: timestampNs, forced: false, deliver: deliver) }
+                declareGap(start - delivered, timestampNs: timestampNs, forced: false, deliver: deliver)
                 continue
             }
             if buffer(start: start, bytes: payload.wireSlice(0..<Int(end - start)), timestampNs: timestampNs) {
@@ -231,16 +236,11 @@ struct TCPDirection {
     /// Copies out-of-order bytes into the buffer; false if a limit forbids it.
     private mutating func buffer(start: Int64, bytes: UnsafeRawBufferPointer, timestampNs: Int64) -> Bool {
         let end = start + Int64(bytes.count)
-        guard end - delivered <= Int64(budget.perDirectionLimitBytes) else { return false }
-        let store: OutOfOrderBuffer
-        if let existing = uniqueHeld() {
-            store = existing
-            guard store.ranges.count < budget.maxHeldRangesPerDirection else { return false }
-        } else {
-            store = OutOfOrderBuffer(budget: budget, base: delivered)
-        }
-        guard store.ensureSpan(floor: delivered, end: end) else { return false }
-        held = store
+        guard end - delivered <= Int64(budget.maxBufferBytes) else { return false }
+        if held == nil { held = OutOfOrderBuffer(budget: budget, base: delivered) }
+        guard let store = uniqueHeld(),
+              store.ranges.count < budget.maxHeldRangesPerDirection,
+              store.ensureSpan(floor: delivered, end: end) else { return false }
         let overlap = store.insert(start: start, bytes: bytes, timestampNs: timestampNs)
         counters.outOfOrderSegments &+= 1
         counters.overlappingBytes &+= UInt64(overlap)
@@ -257,7 +257,7 @@ struct TCPDirection {
             let superseded = store.discard(below: delivered)
             counters.overlappingBytes &+= UInt64(superseded)
             guard let first = store.ranges.first else {
-                held = nil
+                store.releaseStorage()
                 break
             }
             if first.lower == delivered {
@@ -268,7 +268,7 @@ struct TCPDirection {
                 break
             }
         }
-        if held == nil, let fin = finOffset, fin > delivered, fin <= peerAcked {
+        if !holdsData, let fin = finOffset, fin > delivered, fin <= peerAcked {
             declareGap(fin - delivered, timestampNs: timestampNs, forced: false, deliver: deliver)
         }
         deliverFINIfDue(timestampNs: timestampNs, deliver: deliver)
@@ -281,7 +281,7 @@ struct TCPDirection {
             let superseded = store.discard(below: delivered)
             counters.overlappingBytes &+= UInt64(superseded)
             guard let first = store.ranges.first else {
-                held = nil
+                store.releaseStorage()
                 break
             }
             if first.lower > delivered {
@@ -291,7 +291,9 @@ struct TCPDirection {
         }
         if toTail {
             let tail = finOffset ?? peerAcked
-            if tail > delivered { declareGap(tail - delivered, timestampNs: timestampNs, forced: false, deliver: deliver) }
+            if tail > delivered {
+                declareGap(tail - delivered, timestampNs: timestampNs, forced: false, deliver: deliver)
+            }
         }
     }
 
@@ -334,15 +336,32 @@ struct TCPDirection {
         finOffset = offset
         if let store = uniqueHeld() {
             counters.bytesBeyondFIN &+= UInt64(store.truncate(from: offset))
-            if store.isEmpty { held = nil }
+            if store.isEmpty { store.releaseStorage() }
         }
     }
 
     private mutating func deliverFINIfDue(timestampNs: Int64, deliver: (ReassemblyEvent) -> Void) {
         guard let fin = finOffset, !finDelivered, delivered >= fin else { return }
         finDelivered = true
-        held = nil
+        releaseHeld()
         deliver(.fin(timestampNs: timestampNs))
+    }
+
+    /// Out-of-order bytes are waiting.
+    private var holdsData: Bool {
+        guard let held else { return false }
+        return !held.isEmpty
+    }
+
+    /// Drops everything held and gives the buffer back to the budget.
+    private mutating func releaseHeld() {
+        guard held != nil else { return }
+        if isKnownUniquelyReferenced(&held!) {
+            _ = held!.discard(below: .max)
+            held!.releaseStorage()
+        } else {
+            held = nil  // shared with a copy, which keeps it
+        }
     }
 
     /// The held buffer, copied first if another `TCPDirection` value shares it.
