@@ -115,15 +115,8 @@ public final class DissectionSession {
 
     /// Ends every flow (end of capture), emitting what is pending.
     public func finish() {
-        // In flow order, so the output does not depend on hashing.
-        for flow in tcpFlows.values.sorted(by: { $0.info.flow_id < $1.info.flow_id }) {
-            close(flow, reason: KS_CLOSE_CAPTURE_END)
-        }
-        tcpFlows.removeAll()
-        for flow in udpFlows.values.sorted(by: { $0.info.flow_id < $1.info.flow_id }) {
-            close(flow, reason: KS_CLOSE_CAPTURE_END)
-        }
-        udpFlows.removeAll()
+        for flow in Self.expire(&tcpFlows, now: nowNs, idle: -1) { close(flow, reason: KS_CLOSE_CAPTURE_END) }
+        for flow in Self.expire(&udpFlows, now: nowNs, idle: -1) { close(flow, reason: KS_CLOSE_CAPTURE_END) }
     }
 
     // MARK: - Clock
@@ -135,30 +128,27 @@ public final class DissectionSession {
     private func sweep() {
         lastSweepNs = nowNs
         publishClock()
-        var expired: [FlowKey] = []
-        for (key, flow) in tcpFlows {
-            if nowNs - flow.lastSeenNs > configuration.tcpIdleTimeoutNs {
-                expired.append(key)
+        for flow in Self.expire(&tcpFlows, now: nowNs, idle: configuration.tcpIdleTimeoutNs) {
+            close(flow, reason: KS_CLOSE_TIMEOUT)
+        }
+        for flow in Self.expire(&udpFlows, now: nowNs, idle: configuration.udpIdleTimeoutNs) {
+            close(flow, reason: KS_CLOSE_TIMEOUT)
+        }
+    }
+
+    /// Removes the flows idle for longer than `idle` and returns them in flow
+    /// order (so output does not depend on hashing); ticks the others.
+    private static func expire<F: TrackedFlow>(_ flows: inout [FlowKey: F], now: Int64, idle: Int64) -> [F] {
+        var expired: [F] = []
+        for (key, flow) in flows {
+            if now - flow.lastSeenNs > idle {
+                expired.append(flow)
+                flows.removeValue(forKey: key)
             } else {
-                flow.handle?.tick(nowNs: nowNs)
+                flow.handle?.tick(nowNs: now)
             }
         }
-        expired.sort { tcpFlows[$0]!.info.flow_id < tcpFlows[$1]!.info.flow_id }
-        for key in expired {
-            if let flow = tcpFlows.removeValue(forKey: key) { close(flow, reason: KS_CLOSE_TIMEOUT) }
-        }
-        expired.removeAll()
-        for (key, flow) in udpFlows {
-            if nowNs - flow.lastSeenNs > configuration.udpIdleTimeoutNs {
-                expired.append(key)
-            } else {
-                flow.handle?.tick(nowNs: nowNs)
-            }
-        }
-        expired.sort { udpFlows[$0]!.info.flow_id < udpFlows[$1]!.info.flow_id }
-        for key in expired {
-            if let flow = udpFlows.removeValue(forKey: key) { close(flow, reason: KS_CLOSE_TIMEOUT) }
-        }
+        return expired.sorted { $0.info.flow_id < $1.info.flow_id }
     }
 
     // MARK: - Flow creation

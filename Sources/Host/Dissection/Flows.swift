@@ -69,8 +69,15 @@ struct RetainedBytes {
     }
 }
 
+/// What the session's sweeps need of any flow.
+protocol TrackedFlow: AnyObject {
+    var info: ks_flow_info { get }
+    var lastSeenNs: Int64 { get }
+    var handle: StreamHandle? { get }
+}
+
 /// One TCP connection: both directions' reassembly and the dissection state.
-final class TCPFlow {
+final class TCPFlow: TrackedFlow {
     /// The key the flow is stored under (orientation of its first packet).
     let key: FlowKey
     /// Whether `key.source` is the client.
@@ -107,7 +114,7 @@ final class TCPFlow {
 }
 
 /// One UDP pseudo-flow (5-tuple + idle timeout).
-final class UDPFlow {
+final class UDPFlow: TrackedFlow {
     /// Whether the source of the flow's first datagram is the client.
     var keySourceIsClient: Bool
     var info: ks_flow_info
