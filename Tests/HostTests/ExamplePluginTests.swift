@@ -635,10 +635,11 @@ private final class MemcachedServer {
     }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        // SIGKILL, not terminate(): a child spawned from a Swift Testing worker thread
+        // inherits that thread's blocked signal mask, so SIGTERM would stay pending forever.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }
 

@@ -253,6 +253,7 @@ static int list_add(mc_list *l, const uint8_t *p, size_t n) {
         l->buf = grown;
         l->alloc = alloc;
     }
+    if (l->buf == NULL) return 0;
     l->buf[l->len] = (uint8_t)(n >> 8);
     l->buf[l->len + 1] = (uint8_t)(n & 0xFF);
     if (n) memcpy(l->buf + l->len + 2, p, n);
@@ -620,6 +621,7 @@ static mc_item *queue_pop(mc_stream *s) {
 static void queue_drain(mc_stream *s) {
     while (s->head != NULL && item_done(s->head)) {
         mc_item *it = queue_pop(s);
+        if (it == NULL) break;
         if (!s->confirmed && it->answered) {
             s->confirmed = 1;
             s->api->confirm(s->stream);
@@ -635,6 +637,7 @@ static void queue_push(mc_stream *s, mc_item *it) {
         mc_item *old = s->head;
         if (old == s->answering || old == s->reading) break;  /* cannot happen with a cap > 2 */
         old = queue_pop(s);
+        if (old == NULL) break;
         if (expects_reply(old) && !old->answered) {
             s->orphans++;
             emit_item(s, old, KS_ENTRY_REQUEST_ONLY);
@@ -1245,6 +1248,7 @@ static void mc_stream_close(void *state, ks_close_reason reason) {
     }
     while (s->head != NULL) {
         mc_item *it = queue_pop(s);
+        if (it == NULL) break;
         if (item_done(it)) {
             emit_item(s, it, 0);
         } else {
