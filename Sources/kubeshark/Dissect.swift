@@ -54,7 +54,8 @@ struct Dissect: ParsableCommand {
         }
         if plugins.isEmpty { throw fail("no plugins to dissect with (see `kubeshark plugins list`)") }
         for p in plugins {
-            do { try p.start() } catch { throw fail(error.description) }
+            let config = try pluginOptions.configuration(for: p.metadata.name)
+            do { try p.start(config: config) } catch { throw fail(error.description) }
         }
 
         let jsonSink = JSONLinesSink()

@@ -24,8 +24,23 @@ struct PluginOptions: ParsableArguments {
     @Option(name: .customLong("plugins-dir"), help: "Extra directory of plugin libraries (repeatable). Also $KUBESHARK_PLUGINS_DIR.")
     var pluginDirectories: [String] = []
 
+    @Option(name: .customLong("plugin-config"), help: "NAME=TEXT: a configuration string handed to plugin NAME's init (repeatable).")
+    var pluginConfig: [String] = []
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, warning, error.")
     var logLevel: String = "warning"
+
+    /// The configuration string for each plugin named in --plugin-config.
+    func configuration(for plugin: String) throws -> String {
+        var result = ""
+        for item in pluginConfig {
+            guard let eq = item.firstIndex(of: "=") else {
+                throw ValidationError("--plugin-config takes NAME=TEXT, got '\(item)'")
+            }
+            if item[..<eq] == plugin { result = String(item[item.index(after: eq)...]) }
+        }
+        return result
+    }
 
     var selection: [String]? {
         plugins.map { $0.split(separator: ",").map { $0.trimmingCharacters() }.filter { !$0.isEmpty } }

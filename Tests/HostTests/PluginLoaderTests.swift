@@ -76,9 +76,22 @@ static void t_data(void *state, const ks_chunk *chunk, ks_parse_result *r) {
 }
 static void t_close(void *state, ks_close_reason reason) { (void)state; (void)reason; }
 
+#ifdef WIDE_PROTOCOLS
+/* What a plugin built against a later minor looks like: ks_protocol grew at its end. */
+typedef struct { ks_protocol v1; const char *added_later; } wide_protocol;
+static const wide_protocol t_wide[] = {
+    {{sizeof(wide_protocol), 0, NAME, "First", "ONE", "1", "one", "#000000", "#ffffff", ""}, "x"},
+    {{sizeof(wide_protocol), 0, "second", "Second", "TWO", "2", "two", "#000000", "#ffffff", ""}, "y"},
+};
+#define T_PROTOCOLS ((const ks_protocol *)t_wide)
+#define T_PROTOCOL_COUNT 2
+#else
 static const ks_protocol t_protocols[] = {{
     sizeof(ks_protocol), 0, NAME, "Test protocol", "TEST", "1", "test", "#000000", "#ffffff", "",
 }};
+#define T_PROTOCOLS t_protocols
+#define T_PROTOCOL_COUNT 1
+#endif
 
 static const ks_plugin_descriptor t_descriptor = {
     .struct_size = STRUCT_SIZE,
@@ -87,8 +100,8 @@ static const ks_plugin_descriptor t_descriptor = {
     .name = NAME,
     .version = "0.0.1",
     .layer4 = KS_L4_TCP,
-    .protocols = t_protocols,
-    .protocol_count = 1,
+    .protocols = T_PROTOCOLS,
+    .protocol_count = T_PROTOCOL_COUNT,
     .probe = PROBE,
     .stream_open = t_open,
     .stream_data = DATA,
@@ -184,6 +197,15 @@ struct PluginLoaderTests {
         #expect(p.metadata.version == "0.0.1")
         #expect(p.metadata.abiMajor == Int(KS_ABI_MAJOR) && p.metadata.abiMinor == Int(KS_ABI_MINOR))
         #expect(p.metadata.protocols.map(\.abbreviation) == ["TEST"])
+    }
+
+    @Test("protocols[] is stepped by its elements' struct_size, so a grown ks_protocol still loads")
+    func widerProtocolArray() throws {
+        let dir = try PluginDirectory()
+        try dir.compile("wide.so", defines: ["WIDE_PROTOCOLS", "NAME=\"wide\""])
+        let wide = try PluginLoader.load(path: dir.path + "/wide.so").get()
+        #expect(wide.metadata.protocols.map(\.abbreviation) == ["ONE", "TWO"])
+        #expect(wide.metadata.protocols.map(\.macro) == ["one", "two"])
     }
 
     @Test("wrong major: exports ks_plugin_v2 only")

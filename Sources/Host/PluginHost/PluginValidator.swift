@@ -11,11 +11,8 @@ enum PluginValidator {
     static func validate(_ d: UnsafePointer<ks_plugin_descriptor>) -> Result<PluginMetadata, PluginLoader.Message> {
         func fail(_ s: String) -> Result<PluginMetadata, PluginLoader.Message> { .failure(.init(message: s)) }
         let hostVersion = "host ABI \(KS_ABI_MAJOR).\(KS_ABI_MINOR)"
-        let size = Int(d.pointee.struct_size)
-        guard size >= minimumDescriptorSize else {
-            return fail("descriptor struct_size \(size) is smaller than ABI 1.0's \(minimumDescriptorSize) bytes "
-                + "(plugin ABI \(d.pointee.abi_major).\(d.pointee.abi_minor), \(hostVersion))")
-        }
+        // abi_major/abi_minor sit right after struct_size in every version, so the
+        // version is judged first and a refusal names the real reason.
         let major = Int(d.pointee.abi_major)
         let minor = Int(d.pointee.abi_minor)
         let pluginVersion = "plugin ABI \(major).\(minor)"
@@ -24,6 +21,11 @@ enum PluginValidator {
         }
         guard minor <= Int(KS_ABI_MINOR) else {
             return fail("plugin is newer than the host: \(pluginVersion), \(hostVersion); upgrade kubeshark")
+        }
+        let size = Int(d.pointee.struct_size)
+        guard size >= minimumDescriptorSize else {
+            return fail("descriptor struct_size \(size) is smaller than ABI 1.0's \(minimumDescriptorSize) bytes "
+                + "(\(pluginVersion), \(hostVersion))")
         }
         guard let name = string(d.pointee.name), !name.isEmpty else {
             return fail("descriptor has no name (\(pluginVersion))")
@@ -59,11 +61,22 @@ enum PluginValidator {
             return fail("plugin '\(name)' must describe 1 to 64 protocols (has \(d.pointee.protocol_count))")
         }
         var protocols: [ProtocolMetadata] = []
+        // Step through the array by the plugin's own element size (a later minor's
+        // ks_protocol is bigger) and read only the 1.0 fields.
+        let stride = Int(protos.pointee.struct_size)
+        let hostSize = MemoryLayout<ks_protocol>.size
+        guard stride >= hostSize, stride <= 4096 else {
+            return fail("plugin '\(name)' protocol #0 has struct_size \(stride), "
+                + "less than ABI 1.0's \(hostSize)")
+        }
         for i in 0..<Int(d.pointee.protocol_count) {
-            let p = protos[i]
-            guard Int(p.struct_size) >= MemoryLayout<ks_protocol>.size else {
+            var p = ks_protocol()
+            withUnsafeMutableBytes(of: &p) {
+                $0.copyMemory(from: UnsafeRawBufferPointer(start: UnsafeRawPointer(protos) + i * stride, count: hostSize))
+            }
+            guard Int(p.struct_size) == stride else {
                 return fail("plugin '\(name)' protocol #\(i) has struct_size \(p.struct_size), "
-                    + "less than ABI 1.0's \(MemoryLayout<ks_protocol>.size)")
+                    + "but the array's elements are \(stride) bytes")
             }
             guard let pname = string(p.name), !pname.isEmpty else {
                 return fail("plugin '\(name)' protocol #\(i) has no name")

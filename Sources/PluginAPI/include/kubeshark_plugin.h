@@ -65,7 +65,7 @@ extern "C" {
 #endif
 
 /* ABI version of this header. A plugin records the version it was built
- * against in its descriptor (KS_DESCRIPTOR_HEADER does this for you). */
+ * against in its descriptor's abi_major and abi_minor. */
 #define KS_ABI_MAJOR 1
 #define KS_ABI_MINOR 0
 
@@ -112,7 +112,8 @@ typedef int32_t ks_log_level;
 #define KS_LOG_WARN  3
 #define KS_LOG_ERROR 4
 
-/* An inclusive range of ports, for port hints. */
+/* An inclusive range of ports, for port hints. Frozen: it has no struct_size
+ * and will never change; a successor would be a new type. */
 typedef struct ks_port_range {
     uint16_t first;
     uint16_t last;
@@ -177,8 +178,10 @@ typedef struct ks_chunk {
  * KS_PARSE_ERROR, counted and logged. The per-direction buffer (unconsumed
  * bytes) never exceeds the smaller of the host's limit and max_buffer_bytes;
  * an overflow is turned into a gap (stream_gap) or stops the direction.
- * KS_PARSE_OK with unconsumed bytes means "incomplete, call me with any new
- * data", like KS_PARSE_NEED_MORE with KS_NEED_ANY.
+ * KS_PARSE_OK means "I took what I could": while it consumed something and
+ * bytes remain, the host calls again at once (so a plugin may parse one
+ * message per call); when it consumed nothing, the host waits for new data,
+ * as with KS_PARSE_NEED_MORE and KS_NEED_ANY.
  * ------------------------------------------------------------------------- */
 typedef int32_t ks_parse_status;
 #define KS_PARSE_OK        0  /* consumed what it could; call again with new data     */
@@ -201,7 +204,8 @@ typedef struct ks_parse_result {
  * Probing. Since 1.0.
  *
  * Confidence has fixed meanings; the host picks the highest confidence and
- * breaks ties by priority (lower first):
+ * breaks ties in favour of a plugin whose port hints match either port, then
+ * lower priority:
  *   100 = magic bytes or a connection preface that nothing else produces
  *    75 = a full syntactic match of a first message
  *    50 = plausible: the bytes parse so far, but prove little
@@ -219,7 +223,8 @@ typedef int32_t ks_probe_verdict;
 #define KS_CONFIDENCE_PORT       25u
 
 /* Flags of ks_probe_result. */
-#define KS_PROBE_REVERSED 0x1u  /* the data came from the server: swap roles */
+#define KS_PROBE_REVERSED 0x1u  /* the roles implied by chunk->direction are wrong
+                                   (these bytes came from the server): swap them */
 
 typedef struct ks_probe_result {
     uint32_t         struct_size;
@@ -282,7 +287,14 @@ typedef struct ks_stream ks_stream;  /* opaque, host-owned handle of one flow */
  * ...) are refused with KS_E_INVALID. Every call returns KS_OK or an error;
  * after an error the entry can only be aborted. entry_commit() closes open
  * containers, hands the entry to the host and invalidates the pointer;
- * entry_abort() discards it. Entry size is capped by the host (KS_E_LIMIT).
+ * entry_abort() discards it.
+ *
+ * Host limits in 1.0 (KS_E_LIMIT or KS_E_INVALID beyond them): one entry under
+ * construction per stream at a time; keys of 1 to 1024 bytes; nesting depth
+ * 64; 8 MiB of encoded JSON per entry. Reserved top-level keys: id, stream,
+ * index, worker, node, protocol, tls, src, dst, outgoing, timestamp,
+ * startTime, elapsedTime, requestSize, responseSize, method, summary, status,
+ * statusText, flags, unanswered, passed, failed.
  * ------------------------------------------------------------------------- */
 typedef struct ks_host_api {
     uint32_t struct_size;
@@ -369,10 +381,13 @@ typedef struct ks_plugin_descriptor {
     uint32_t  probe_max_bytes;           /* probe gives up beyond this many bytes */
     uint32_t  max_buffer_bytes;          /* per-direction unconsumed cap wanted, 0 = host default */
 
-    const ks_protocol *protocols;        /* [0] is the default */
+    /* [0] is the default. The array's stride is protocols[0].struct_size, so a
+     * plugin built against a later minor (a bigger ks_protocol) still loads. */
+    const ks_protocol *protocols;
     uint32_t  protocol_count;
 
-    /* Lifecycle. init may be NULL: then plugin_ctx is NULL for every call. On
+    /* Lifecycle. init may be NULL: then plugin_ctx is NULL for every call, and
+     * the plugin never receives the host table (so it cannot emit entries). On
      * init failure the host never calls shutdown. */
     ks_status (*init)(const ks_host_api *host, void *host_ctx,
                       const char *config, size_t config_len, void **plugin_ctx);
