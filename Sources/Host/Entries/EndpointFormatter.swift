@@ -19,8 +19,19 @@ enum EndpointFormatter {
     }
 
     /// Appends the address text (dotted quad, or RFC 5952 IPv6) without quotes.
+    /// IPv4, the common case, is written digit by digit without allocating.
     static func address(_ e: ks_endpoint, into w: inout JSONWriter) {
-        w.raw(Array(ipAddress(e).description.utf8))
+        if e.family == 6 {
+            var text = ipAddress(e).description
+            text.withUTF8 { w.raw(UnsafeRawBufferPointer($0)) }
+            return
+        }
+        withUnsafeBytes(of: e.addr) { a in
+            for i in 0..<4 {
+                if i > 0 { w.raw(UInt8(ascii: ".")) }
+                w.uint(UInt64(a[i]))
+            }
+        }
     }
 
     /// The address as a String.
