@@ -205,23 +205,32 @@ if [[ -x $KUBESHARK ]]; then
   else
     STATUS[kubeshark]=failed
   fi
+  # The same with flow-sharded worker threads, one per core.
+  THREADS=${THREADS:-$(nproc)}
+  log "kubeshark --threads $THREADS"
+  if measure kubeshark-mt /dev/null "$KUBESHARK" dissect "$PCAP" --output json --threads "$THREADS"; then
+    SECS[kubeshark-mt]=$BEST_SECS; RSS[kubeshark-mt]=$BEST_RSS; STATUS[kubeshark-mt]=ok
+  else
+    STATUS[kubeshark-mt]=failed
+  fi
 else
   log "kubeshark binary $KUBESHARK not found: skipping (build it with 'swift build -c release')"
   STATUS[kubeshark]="skipped (no $KUBESHARK)"
+  STATUS[kubeshark-mt]="skipped (no $KUBESHARK)"
 fi
 
 # --- 4. report ---------------------------------------------------------------
 report() {
   echo "capture: $PCAP"
   echo "packets: $PKTS   file: $FILE_BYTES bytes ($(awk -v b="$FILE_BYTES" 'BEGIN{printf "%.1f", b/1e6}') MB)   runs per tool: $RUNS (fastest shown)"
-  printf '%-10s %9s %13s %9s %14s\n' tool seconds packets/s MB/s "peak RSS MiB"
-  for tool in libpcap tshark kubeshark; do
+  printf '%-12s %9s %13s %9s %14s\n' tool seconds packets/s MB/s "peak RSS MiB"
+  for tool in libpcap tshark kubeshark kubeshark-mt; do
     if [[ ${STATUS[$tool]} == ok ]]; then
       awk -v t="$tool" -v s="${SECS[$tool]}" -v r="${RSS[$tool]}" -v p="$PKTS" -v b="$FILE_BYTES" 'BEGIN{
         d = (s > 0) ? s : 0.005   # /usr/bin/time has 10 ms resolution
-        printf "%-10s %9.2f %13.0f %9.1f %14.1f\n", t, s, p/d, b/1e6/d, r/1024 }'
+        printf "%-12s %9.2f %13.0f %9.1f %14.1f\n", t, s, p/d, b/1e6/d, r/1024 }'
     else
-      printf '%-10s %s\n' "$tool" "${STATUS[$tool]}"
+      printf '%-12s %s\n' "$tool" "${STATUS[$tool]}"
     fi
   done
   echo
@@ -237,9 +246,14 @@ report() {
   else
     echo "kubeshark time / libpcap time:    n/a"
   fi
+  if [[ ${STATUS[kubeshark-mt]} == ok && ${STATUS[tshark]} == ok ]]; then
+    awk -v k="${SECS[kubeshark-mt]}" -v t="${SECS[tshark]}" -v l="${SECS[libpcap]}" 'BEGIN{
+      printf "kubeshark-mt pps / tshark pps:    %.2f\n", (k > 0 ? t/k : 0)
+      printf "kubeshark-mt time / libpcap time: %.1f\n", (l > 0 ? k/l : k/0.005) }'
+  fi
 }
 echo
 report | tee "$OUT/http1-results-$PACKETS.txt"
-for tool in libpcap tshark kubeshark; do
+for tool in libpcap tshark kubeshark kubeshark-mt; do
   [[ ${STATUS[$tool]} != failed ]] || exit 1
 done

@@ -29,6 +29,9 @@ struct Dissect: ParsableCommand {
     @Option(name: .customLong("output"), help: "json or table.")
     var output: OutputFormat = .json
 
+    @Option(name: .customLong("threads"), help: "Dissect capture files on this many threads, sharded by flow (entries of different flows then interleave).")
+    var threads: Int = 1
+
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
@@ -37,6 +40,9 @@ struct Dissect: ParsableCommand {
         }
         if !files.isEmpty && interface != nil {
             throw ValidationError("give capture files or --interface, not both")
+        }
+        if threads < 1 || threads > 64 {
+            throw ValidationError("--threads must be between 1 and 64")
         }
     }
 
@@ -58,6 +64,10 @@ struct Dissect: ParsableCommand {
             do { try p.start(config: config) } catch { throw fail(error.description) }
         }
 
+        if interface == nil && threads > 1 {
+            try runParallel(plugins: plugins)
+            return
+        }
         let jsonSink = JSONLinesSink()
         let tableSink = TableSink()
         let sink: EntrySink = output == .json ? jsonSink : tableSink
@@ -107,6 +117,48 @@ struct Dissect: ParsableCommand {
             jsonSink.flush()
         case .table:
             print(tableSink.render(), terminator: "")
+        }
+        if let failure { throw fail(failure) }
+    }
+}
+
+extension Dissect {
+    /// Capture files through `ParallelDissection`: this thread reads and decodes,
+    /// `threads` workers dissect.
+    func runParallel(plugins: [LoadedPlugin]) throws {
+        let lock = OutputLock()
+        var jsonSinks: [JSONLinesSink] = []
+        var tableSinks: [TableSink] = []
+        let parallel = ParallelDissection(plugins: plugins, threads: threads) { _ in
+            if output == .json {
+                let s = JSONLinesSink(lock: lock)
+                jsonSinks.append(s)
+                return s
+            }
+            let t = TableSink()
+            tableSinks.append(t)
+            return t
+        }
+        var failure: String?
+        for file in files {
+            let backend: LibpcapBackend
+            do {
+                backend = try LibpcapBackend(file: file)
+            } catch {
+                failure = error.message
+                break
+            }
+            if let error = CaptureRunner.drain(backend, into: parallel.process) {
+                failure = error.message
+                break
+            }
+            backend.close()
+        }
+        parallel.finish()
+        for s in jsonSinks { s.flush() }
+        if let first = tableSinks.first {
+            first.merge(Array(tableSinks.dropFirst()))
+            print(first.render(), terminator: "")
         }
         if let failure { throw fail(failure) }
     }

@@ -78,3 +78,36 @@ struct CLIErrorTests {
         #expect(r.stdout.contains("plugin ABI 1.0"))
     }
 }
+
+/// `--threads N` shards flows over worker threads: the same entries as one thread.
+@Suite("Parallel dissection")
+struct ParallelDissectionCLITests {
+    /// Entries without their ids (flow numbering differs between shards), as sorted JSON text.
+    func canonical(_ entries: [[String: Any]]) throws -> [String] {
+        try entries.map { e -> String in
+            var e = e
+            e["id"] = nil
+            e["stream"] = nil
+            return String(decoding: try JSONSerialization.data(withJSONObject: e, options: .sortedKeys), as: UTF8.self)
+        }.sorted()
+    }
+
+    @Test("every fixture, one thread or three: identical entries, unique ids")
+    func sameEntries() throws {
+        let files = FixtureConformanceTests.captures.map { TestSupport.fixtures.appendingPathComponent($0).path }
+        let (one, r1) = try TestSupport.dissect(files)
+        let (three, r3) = try TestSupport.dissect(files + ["--threads", "3"])
+        #expect(r1.status == 0 && r3.status == 0, "\(r1.stderr) \(r3.stderr)")
+        #expect(one.count >= 20)
+        #expect(try canonical(one) == canonical(three))
+        let ids = three.compactMap { $0["id"] as? String }
+        #expect(Set(ids).count == ids.count)
+    }
+
+    @Test("--threads is validated")
+    func validated() throws {
+        let r = try TestSupport.run(TestSupport.kubeshark, ["dissect", "x.pcap", "--threads", "0"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("--threads"))
+    }
+}

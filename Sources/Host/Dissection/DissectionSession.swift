@@ -15,6 +15,10 @@ public struct SessionConfiguration: Sendable {
     public var reassemblyPerDirectionBytes = 4 << 20
     /// Per-stream buffer limits.
     public var streamLimits = StreamLimits()
+    /// Flow ids are firstFlowID, firstFlowID + flowIDStride, ...: sessions
+    /// running side by side get disjoint ids (entry ids embed them).
+    public var firstFlowID: UInt64 = 1
+    public var flowIDStride: UInt64 = 1
     public init() {}
 }
 
@@ -64,6 +68,7 @@ public final class DissectionSession {
         budget = ReassemblyBudget(
             totalLimitBytes: configuration.reassemblyTotalBytes,
             perDirectionLimitBytes: configuration.reassemblyPerDirectionBytes)
+        nextFlowID = configuration.firstFlowID
         tcpPlugins = plugins.filter { $0.metadata.handlesTCP }
         udpPlugins = plugins.filter { $0.metadata.handlesUDP }
     }
@@ -81,36 +86,51 @@ public final class DissectionSession {
 
     /// Processes one packet.
     public func process(_ packet: CapturedPacket) {
-        stats.packets &+= 1
         if packet.timestampNs > nowNs {
             nowNs = packet.timestampNs
             if nowNs - lastSweepNs >= configuration.sweepIntervalNs { sweep() }
         }
         guard let linkType = LinkType(dlt: packet.linkType) else {
-            stats.skippedPackets &+= 1
+            countUndecoded(malformed: false)
             return
         }
         switch decoder.decode(
             linkType: linkType, data: packet.data, wireLength: packet.wireLength, timestampNs: packet.timestampNs)
         {
         case .packet(let p):
-            switch p.transport {
-            case .tcp:
-                stats.tcpPackets &+= 1
-                processTCP(p)
-            case .udp:
-                stats.udpPackets &+= 1
-                processUDP(p)
-            default:
-                stats.skippedPackets &+= 1
-            }
+            process(decoded: p)
         case .fragmentHeld:
-            break
+            stats.packets &+= 1
         case .skipped:
-            stats.skippedPackets &+= 1
+            countUndecoded(malformed: false)
         case .malformed:
-            stats.malformedPackets &+= 1
+            countUndecoded(malformed: true)
         }
+    }
+
+    /// Processes a packet another thread already decoded (see `ParallelDissection`).
+    func process(decoded p: DecodedPacket) {
+        stats.packets &+= 1
+        if p.timestampNs > nowNs {
+            nowNs = p.timestampNs
+            if nowNs - lastSweepNs >= configuration.sweepIntervalNs { sweep() }
+        }
+        switch p.transport {
+        case .tcp:
+            stats.tcpPackets &+= 1
+            processTCP(p)
+        case .udp:
+            stats.udpPackets &+= 1
+            processUDP(p)
+        default:
+            stats.skippedPackets &+= 1
+        }
+    }
+
+    /// Counts a packet the dispatcher could not decode, so statistics add up.
+    func countUndecoded(malformed: Bool) {
+        stats.packets &+= 1
+        if malformed { stats.malformedPackets &+= 1 } else { stats.skippedPackets &+= 1 }
     }
 
     /// Ends every flow (end of capture), emitting what is pending.
@@ -170,7 +190,7 @@ public final class DissectionSession {
         info.layer4 = layer4
         info.flags = flags
         info.flow_id = nextFlowID
-        nextFlowID &+= 1
+        nextFlowID &+= configuration.flowIDStride
         info.client = endpoint(client.0, client.1)
         info.server = endpoint(server.0, server.1)
         return info

@@ -1,19 +1,30 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Serialises writes of several sinks to one file descriptor, so each buffer
+/// of whole lines lands in one piece.
+public final class OutputLock: Sendable {
+    let mutex = Mutex(())
+    public init() {}
+}
 
 /// Writes each entry as one JSON line to a file descriptor, buffered.
 public final class JSONLinesSink: EntrySink {
     private var buffer: [UInt8] = []
     private let fd: Int32
     private let flushThreshold: Int
+    private let lock: OutputLock?
     public private(set) var count = 0
     /// Set when a write failed (for example a closed pipe); later entries are dropped.
     public private(set) var writeError: Int32 = 0
 
-    public init(fileDescriptor: Int32 = 1, flushThreshold: Int = 1 << 20) {
+    public init(fileDescriptor: Int32 = 1, flushThreshold: Int = 1 << 20, lock: OutputLock? = nil) {
         fd = fileDescriptor
         self.flushThreshold = flushThreshold
+        self.lock = lock
         buffer.reserveCapacity(flushThreshold + (64 << 10))
     }
 
@@ -30,6 +41,15 @@ public final class JSONLinesSink: EntrySink {
             buffer.removeAll(keepingCapacity: true)
             return
         }
+        if let lock {
+            lock.mutex.withLock { _ in writeBuffer() }
+        } else {
+            writeBuffer()
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func writeBuffer() {
         var offset = 0
         buffer.withUnsafeBytes { b in
             while offset < b.count {
@@ -42,7 +62,6 @@ public final class JSONLinesSink: EntrySink {
                 offset += n
             }
         }
-        buffer.removeAll(keepingCapacity: true)
     }
 
     deinit { flush() }
@@ -62,6 +81,16 @@ public final class TableSink: EntrySink {
     }
 
     public private(set) var rows: [Row] = []
+    private var times: [Int64] = []
+
+    /// Takes the rows of other tables (one per worker thread), keeping time order.
+    public func merge(_ others: [TableSink]) {
+        var all = zip(times, rows).map { ($0, $1) }
+        for o in others { all += zip(o.times, o.rows).map { ($0, $1) } }
+        all.sort { $0.0 < $1.0 }
+        times = all.map(\.0)
+        rows = all.map(\.1)
+    }
 
     public init() {}
 
@@ -75,6 +104,7 @@ public final class TableSink: EntrySink {
             let micros = max(0, entry.responseTimestampNs - entry.requestTimestampNs) / 1000
             elapsed = "\(micros / 1000).\(String(micros % 1000).leftPadded(3)) ms"
         }
+        times.append(entry.timestampNs)
         rows.append(Row(
             time: TimeFormatter.utc(entry.timestampNs),
             proto: entry.protocolInfo.abbreviation,
