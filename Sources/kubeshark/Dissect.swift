@@ -96,20 +96,7 @@ struct Dissect: ParsableCommand {
                 failure = error.message
             }
         } else {
-            for file in files {
-                let backend: LibpcapBackend
-                do {
-                    backend = try LibpcapBackend(file: file)
-                } catch {
-                    failure = error.message
-                    break
-                }
-                if let error = CaptureRunner.drain(backend, into: session) {
-                    failure = error.message
-                    break
-                }
-                backend.close()
-            }
+            failure = readFiles(into: session.process)
         }
         session.finish()
         switch output {
@@ -123,6 +110,21 @@ struct Dissect: ParsableCommand {
 }
 
 extension Dissect {
+    /// Reads every capture file in order into `handler`; returns the first error,
+    /// after every packet before it was handled.
+    func readFiles(into handler: (CapturedPacket) -> Void) -> String? {
+        for file in files {
+            do {
+                let backend = try LibpcapBackend(file: file)
+                defer { backend.close() }
+                if let error = CaptureRunner.drain(backend, into: handler) { return error.message }
+            } catch {
+                return error.message
+            }
+        }
+        return nil
+    }
+
     /// Capture files through `ParallelDissection`: this thread reads and decodes,
     /// `threads` workers dissect.
     func runParallel(plugins: [LoadedPlugin]) throws {
@@ -139,21 +141,7 @@ extension Dissect {
             tableSinks.append(t)
             return t
         }
-        var failure: String?
-        for file in files {
-            let backend: LibpcapBackend
-            do {
-                backend = try LibpcapBackend(file: file)
-            } catch {
-                failure = error.message
-                break
-            }
-            if let error = CaptureRunner.drain(backend, into: parallel.process) {
-                failure = error.message
-                break
-            }
-            backend.close()
-        }
+        let failure = readFiles(into: parallel.process)
         parallel.finish()
         for s in jsonSinks { s.flush() }
         if let first = tableSinks.first {
