@@ -60,21 +60,55 @@ public final class PluginHarness {
         segments: [(HarnessDirection, [UInt8])], timestampsNs: [Int64]? = nil,
         closeReason: Int32 = KS_CLOSE_FIN, deliverEOF: Bool = true
     ) -> [String] {
-        sink.entries.removeAll()
-        let handle = StreamHandle(
-            plugin: plugin, flow: makeFlow(layer4: KS_L4_TCP), emitter: emitter, limits: StreamLimits())
-        guard handle.open() else { return [] }
-        var lastTs: Int64 = 0
-        for (i, (direction, bytes)) in segments.enumerated() {
-            let ts = timestampsNs?[i] ?? Int64(1_700_000_000_000_000_000) + Int64(i) * 1_000_000
-            lastTs = ts
-            plugin.clock.store(ts, ordering: .relaxed)
-            let outcome = bytes.withUnsafeBytes { handle.data(direction.raw, $0, timestampNs: ts) }
-            if outcome == .rejected { break }
+        var events = segments.enumerated().map { i, s in
+            HarnessEvent.data(s.0, s.1, timestampNs: timestampsNs?[i])
         }
-        if deliverEOF {
-            _ = handle.endOfStream(KS_DIR_CLIENT_TO_SERVER, timestampNs: lastTs)
-            _ = handle.endOfStream(KS_DIR_SERVER_TO_CLIENT, timestampNs: lastTs)
+        if deliverEOF { events += [.endOfStream(.clientToServer), .endOfStream(.serverToClient)] }
+        return run(events: events, closeReason: closeReason)
+    }
+
+    /// One step of a scripted TCP stream.
+    public enum HarnessEvent: Sendable {
+        /// Bytes of one direction, at a capture time (default: 1 ms after the previous step).
+        case data(HarnessDirection, [UInt8], timestampNs: Int64? = nil)
+        /// `length` bytes of one direction were lost.
+        case gap(HarnessDirection, length: UInt64)
+        /// The direction ended (FIN).
+        case endOfStream(HarnessDirection)
+        /// The capture clock moved to `nowNs`: stream_tick.
+        case tick(nowNs: Int64)
+    }
+
+    /// Runs a scripted TCP stream, then stream_close. The flow's ports and the
+    /// mid-stream flag can be set to exercise port-dependent and pickup behaviour.
+    public func run(
+        events: [HarnessEvent], clientPort: UInt16 = 40000, serverPort: UInt16 = 80, midstream: Bool = false,
+        closeReason: Int32 = KS_CLOSE_FIN
+    ) -> [String] {
+        sink.entries.removeAll()
+        var flow = makeFlow(layer4: KS_L4_TCP)
+        flow.client.port = clientPort
+        flow.server.port = serverPort
+        if midstream { flow.flags |= KS_FLOW_MIDSTREAM | KS_FLOW_ROLES_GUESSED }
+        let handle = StreamHandle(plugin: plugin, flow: flow, emitter: emitter, limits: StreamLimits())
+        guard handle.open() else { return [] }
+        var clock = Int64(1_700_000_000_000_000_000)
+        loop: for event in events {
+            switch event {
+            case .data(let direction, let bytes, let ts):
+                clock = ts ?? clock + 1_000_000
+                plugin.clock.store(clock, ordering: .relaxed)
+                let outcome = bytes.withUnsafeBytes { handle.data(direction.raw, $0, timestampNs: clock) }
+                if outcome == .rejected { break loop }
+            case .gap(let direction, let length):
+                handle.gap(direction.raw, length: length, timestampNs: clock)
+            case .endOfStream(let direction):
+                if handle.endOfStream(direction.raw, timestampNs: clock) == .rejected { break loop }
+            case .tick(let now):
+                clock = now
+                plugin.clock.store(now, ordering: .relaxed)
+                handle.tick(nowNs: now)
+            }
         }
         handle.close(closeReason)
         return sink.entries
