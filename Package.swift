@@ -31,6 +31,7 @@ let package = Package(
         // System libraries.
         .systemLibrary(name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap",
                        providers: [.apt(["libpcap-dev"])]),
+        .target(name: "CAFPacket", path: "Sources/CAFPacket"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         // Swift SDK for plugin authors (not part of the ABI).
@@ -39,7 +40,7 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
-                "PluginAPI", "CPcap",
+                "PluginAPI", "CPcap", "CAFPacket",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Host",

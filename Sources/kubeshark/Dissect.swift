@@ -9,6 +9,11 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case json, table
 }
 
+enum CaptureBackendChoice: String, ExpressibleByArgument, CaseIterable {
+    case afPacket = "af_packet"
+    case libpcap
+}
+
 struct Dissect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Dissect capture files (pcap, pcapng) or a live interface into entries.",
@@ -22,6 +27,9 @@ struct Dissect: ParsableCommand {
 
     @Option(name: .customLong("filter"), help: "BPF capture filter for live capture (tcpdump syntax).")
     var captureFilter: String?
+
+    @Option(name: .customLong("capture"), help: "Live capture backend: af_packet (TPACKET_V3 ring) or libpcap.")
+    var capture: CaptureBackendChoice = .afPacket
 
     @Option(name: [.short, .customLong("count")], help: "Stop a live capture after this many packets.")
     var count: Int?
@@ -75,10 +83,8 @@ struct Dissect: ParsableCommand {
         var failure: String?
 
         if let interface {
-            var options = LibpcapBackend.LiveOptions()
-            options.filter = captureFilter
             do {
-                let backend = try LibpcapBackend(interface: interface, options: options)
+                let backend = try openLive(interface)
                 LiveStop.install(backend)
                 var seen = 0
                 loop: while true {
@@ -110,6 +116,20 @@ struct Dissect: ParsableCommand {
 }
 
 extension Dissect {
+    /// Opens the chosen live backend on `interface`.
+    func openLive(_ interface: String) throws(CaptureError) -> CaptureBackend {
+        switch capture {
+        case .libpcap:
+            var options = LibpcapBackend.LiveOptions()
+            options.filter = captureFilter
+            return try LibpcapBackend(interface: interface, options: options)
+        case .afPacket:
+            var options = AFPacketBackend.Options()
+            options.filter = captureFilter
+            return try AFPacketBackend(interface: interface, options: options)
+        }
+    }
+
     /// Reads every capture file in order into `handler`; returns the first error,
     /// after every packet before it was handled.
     func readFiles(into handler: (CapturedPacket) -> Void) -> String? {
@@ -154,9 +174,9 @@ extension Dissect {
 
 /// Stops a live capture cleanly on SIGINT/SIGTERM so pending entries are still printed.
 enum LiveStop {
-    nonisolated(unsafe) static var backend: LibpcapBackend?
+    nonisolated(unsafe) static var backend: CaptureBackend?
 
-    static func install(_ b: LibpcapBackend) {
+    static func install(_ b: CaptureBackend) {
         backend = b
         // A parent may have spawned us with these signals blocked; we want them.
         var set = sigset_t()

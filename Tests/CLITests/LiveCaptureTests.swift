@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 
-/// `kubeshark dissect -i IFACE`: live capture through libpcap on a veth pair
+/// `kubeshark dissect -i IFACE --capture BACKEND`: live capture on a veth pair
 /// whose far end sits in a network namespace running a real HTTP server
-/// (Python's http.server), with curl as the client.
-@Suite("Live capture through libpcap", .serialized,
+/// (Python's http.server), with curl as the client, and tcpdump recording the
+/// same interface at the same time as the reference.
+@Suite("Live capture", .serialized,
        .enabled(if: getuid() == 0, "needs root for network namespaces and capture"),
        .enabled(if: TestSupport.which("ip") != nil && TestSupport.which("curl") != nil, "needs iproute2 and curl"))
 struct LiveCaptureTests {
@@ -19,11 +20,12 @@ struct LiveCaptureTests {
 
     struct Failure: Error { var message: String }
 
-    @Test("entries from traffic seen live, printed when the capture is stopped")
-    func liveHTTP() throws {
+    @Test("entries from traffic seen live equal tcpdump's view, printed when the capture is stopped",
+          arguments: ["libpcap", "af_packet"])
+    func liveHTTP(backend: String) throws {
         let ns = Self.namespace
         defer {
-            _ = try? TestSupport.run("/bin/sh", ["-c", "ip netns pids \(ns) | xargs -r kill; ip netns del \(ns); ip link del \(Self.hostSide)"])
+            _ = try? TestSupport.run("/bin/sh", ["-c", "ip netns pids \(ns) | xargs -r kill -9; ip netns del \(ns); ip link del \(Self.hostSide)"])
         }
         try sh("ip netns add \(ns)")
         try sh("ip link add \(Self.hostSide) type veth peer name \(Self.nsSide)")
@@ -34,22 +36,29 @@ struct LiveCaptureTests {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("ks-live-\(getpid())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         try Data("hello from the pod\n".utf8).write(to: root.appendingPathComponent("hello.txt"))
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        server.arguments = ["netns", "exec", ns, "python3", "-m", "http.server", "8080", "--bind", "10.233.7.2",
-                            "--directory", root.path]
+        let server = TestSupport.unblockedProcess(
+            "/usr/sbin/ip", ["netns", "exec", ns, TestSupport.which("python3") ?? "python3", "-m", "http.server", "8080",
+                             "--bind", "10.233.7.2", "--directory", root.path])
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         try server.run()
-        defer { server.terminate() }
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
 
         let capture = Process()
         capture.executableURL = URL(fileURLWithPath: TestSupport.kubeshark)
-        capture.arguments = ["dissect", "-i", Self.hostSide, "--filter", "tcp port 8080", "--output", "json"]
+        capture.arguments = ["dissect", "-i", Self.hostSide, "--capture", backend, "--filter", "tcp port 8080",
+                             "--output", "json"]
         let out = Pipe()
         capture.standardOutput = out
         capture.standardError = FileHandle.nullDevice
         try capture.run()
+        let reference = root.appendingPathComponent("tcpdump.pcap").path
+        let tcpdump = TestSupport.unblockedProcess(
+            TestSupport.which("tcpdump") ?? "/usr/bin/tcpdump", ["-i", Self.hostSide, "-U", "-w", reference, "tcp port 8080"])
+        tcpdump.standardOutput = FileHandle.nullDevice
+        tcpdump.standardError = FileHandle.nullDevice
+        try tcpdump.run()
+        usleep(300_000)  // both capturing before the first packet
 
         // Wait for the server, then make requests.
         var served = false
@@ -61,8 +70,16 @@ struct LiveCaptureTests {
         }
         #expect(served, "the HTTP server in the namespace never answered")
         _ = try TestSupport.run(TestSupport.which("curl")!, ["-s", "-o", "/dev/null", "http://10.233.7.2:8080/missing"])
+
+        for i in 0..<5 {
+            _ = try TestSupport.run(TestSupport.which("curl")!, ["-s", "-o", "/dev/null", "http://10.233.7.2:8080/hello.txt?n=\(i)"])
+        }
         usleep(500_000)
+        tcpdump.interrupt()
         capture.interrupt()
+        let tcpdumpPid = tcpdump.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(tcpdumpPid, SIGKILL) }
+        tcpdump.waitUntilExit()
         // A capture that ignores the interrupt fails the test instead of hanging it.
         let pid = capture.processIdentifier
         DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(pid, SIGKILL) }
@@ -77,5 +94,11 @@ struct LiveCaptureTests {
         #expect(!ok.isEmpty, "entries: \(entries.map { "\($0["method"] ?? "-") \($0["summary"] ?? "-") \($0["status"] ?? "-")" })")
         #expect(missing.count == 1)
         #expect((ok.first?["dst"] as? [String: Any])?["ip"] as? String == "10.233.7.2")
+        // The same traffic, recorded by tcpdump and dissected offline, gives the same exchanges.
+        let (offline, _) = try TestSupport.dissect([reference])
+        let live = exchanges(entries).map(\.description).sorted()
+        let recorded = exchanges(offline).map(\.description).sorted()
+        #expect(live == recorded, "\(backend) live vs tcpdump: \(live) vs \(recorded)")
+        #expect(live.filter { $0.contains("/hello.txt?n=") }.count == 5)
     }
 }

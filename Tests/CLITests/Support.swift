@@ -31,6 +31,17 @@ enum TestSupport {
         return nil
     }
 
+    /// A process whose SIGINT and SIGTERM work: children of a Swift Testing
+    /// worker thread inherit those signals blocked, so a plain Process could
+    /// never be interrupted. A one-line exec wrapper unblocks them.
+    static func unblockedProcess(_ executable: String, _ arguments: [String]) -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: which("python3") ?? "/usr/bin/python3")
+        p.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, "
+            + "{signal.SIGINT, signal.SIGTERM}); os.execv(sys.argv[1], sys.argv[1:])", executable] + arguments
+        return p
+    }
+
     struct Result {
         var status: Int32
         var stdout: String

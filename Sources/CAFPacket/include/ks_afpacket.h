@@ -1,0 +1,72 @@
+/* Thin C helpers over Linux AF_PACKET with a TPACKET_V3 ring, for the Swift
+ * AFPacketBackend. The ring logic lives in Swift; this file only hides the
+ * kernel structs' unions and the socket options. Linux only. */
+#ifndef KS_AFPACKET_H
+#define KS_AFPACKET_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __linux__
+#include <linux/if_packet.h>
+
+/* Opens an AF_PACKET raw socket that receives nothing until ks_afp_bind. -errno on failure. */
+int ks_afp_socket(void);
+
+/* Selects TPACKET_V3 and maps an RX ring of block_nr blocks of block_size bytes;
+ * blocks retire after retire_ms. Returns 0 and the mapping, or -errno. */
+int ks_afp_setup_ring(int fd, uint32_t block_size, uint32_t block_nr, uint32_t frame_size,
+                      uint32_t retire_ms, void **ring);
+
+/* Attaches a classic BPF program (struct bpf_insn-compatible array). 0 or -errno. */
+int ks_afp_attach_filter(int fd, const void *instructions, uint32_t count);
+
+/* Starts receiving every protocol on ifindex (0 = all interfaces). 0 or -errno. */
+int ks_afp_bind(int fd, int ifindex);
+
+/* Joins a PACKET_FANOUT group (hash mode) so several sockets share the load. 0 or -errno. */
+int ks_afp_fanout(int fd, uint16_t group_id);
+
+/* Kernel counters since the last call (the kernel resets them on read). 0 or -errno. */
+int ks_afp_stats(int fd, uint32_t *packets, uint32_t *drops);
+
+/* ARPHRD_* type of an interface, or -errno. */
+int ks_afp_hardware_type(const char *ifname);
+
+/* Waits up to timeout_ms for the socket to become readable. >0 ready, 0 timeout, -errno. */
+int ks_afp_poll(int fd, int timeout_ms);
+
+int ks_afp_unmap(void *ring, size_t length);
+
+static inline uint32_t ks_afp_block_status(const void *block) {
+    return __atomic_load_n(&((const struct tpacket_block_desc *)block)->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
+}
+static inline void ks_afp_block_release(void *block) {
+    __atomic_store_n(&((struct tpacket_block_desc *)block)->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+}
+static inline uint32_t ks_afp_block_packets(const void *block) {
+    return ((const struct tpacket_block_desc *)block)->hdr.bh1.num_pkts;
+}
+static inline uint32_t ks_afp_block_first(const void *block) {
+    return ((const struct tpacket_block_desc *)block)->hdr.bh1.offset_to_first_pkt;
+}
+static inline int ks_afp_status_user(uint32_t status) { return (status & TP_STATUS_USER) != 0; }
+
+/* One packet header in a block: fields the backend needs. */
+typedef struct ks_afp_packet {
+    uint32_t next_offset;
+    uint32_t sec;
+    uint32_t nsec;
+    uint32_t snaplen;
+    uint32_t len;
+    uint16_t mac;
+} ks_afp_packet;
+
+static inline ks_afp_packet ks_afp_packet_at(const void *header) {
+    const struct tpacket3_hdr *h = (const struct tpacket3_hdr *)header;
+    ks_afp_packet p = { h->tp_next_offset, h->tp_sec, h->tp_nsec, h->tp_snaplen, h->tp_len, h->tp_mac };
+    return p;
+}
+#endif
+
+#endif
