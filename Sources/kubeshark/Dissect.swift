@@ -84,7 +84,7 @@ struct Dissect: ParsableCommand {
 
         if let interface {
             do {
-                let backend = try openLive(interface)
+                let backend = try LiveCapture.open(interface, backend: capture, filter: captureFilter)
                 LiveStop.install(backend)
                 var seen = 0
                 loop: while true {
@@ -116,20 +116,6 @@ struct Dissect: ParsableCommand {
 }
 
 extension Dissect {
-    /// Opens the chosen live backend on `interface`.
-    func openLive(_ interface: String) throws(CaptureError) -> CaptureBackend {
-        switch capture {
-        case .libpcap:
-            var options = LibpcapBackend.LiveOptions()
-            options.filter = captureFilter
-            return try LibpcapBackend(interface: interface, options: options)
-        case .afPacket:
-            var options = AFPacketBackend.Options()
-            options.filter = captureFilter
-            return try AFPacketBackend(interface: interface, options: options)
-        }
-    }
-
     /// Reads every capture file in order into `handler`; returns the first error,
     /// after every packet before it was handled.
     func readFiles(into handler: (CapturedPacket) -> Void) -> String? {

@@ -12,7 +12,7 @@ struct Kubeshark: ParsableCommand {
         commandName: "kubeshark",
         abstract: "Kubernetes traffic analyzer: capture, dissect and query API traffic.",
         version: KubesharkVersion.version,
-        subcommands: [Dissect.self, Plugins.self, Version.self]
+        subcommands: [Dissect.self, Capture.self, Plugins.self, Version.self]
     )
 }
 

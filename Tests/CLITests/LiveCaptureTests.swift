@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import Testing
 
 /// `kubeshark dissect -i IFACE --capture BACKEND`: live capture on a veth pair
@@ -58,7 +59,16 @@ struct LiveCaptureTests {
         tcpdump.standardOutput = FileHandle.nullDevice
         tcpdump.standardError = FileHandle.nullDevice
         try tcpdump.run()
-        usleep(300_000)  // both capturing before the first packet
+        let written = root.appendingPathComponent("ours.pcap").path
+        let recorder = Process()
+        recorder.executableURL = URL(fileURLWithPath: TestSupport.kubeshark)
+        recorder.arguments = ["capture", "-i", Self.hostSide, "--capture", backend, "--filter", "tcp port 8080",
+                              "-w", written]
+        let recorderErr = Pipe()
+        recorder.standardOutput = FileHandle.nullDevice
+        recorder.standardError = recorderErr
+        try recorder.run()
+        usleep(300_000)  // all capturing before the first packet
 
         // Wait for the server, then make requests.
         var served = false
@@ -77,6 +87,9 @@ struct LiveCaptureTests {
         usleep(500_000)
         tcpdump.interrupt()
         capture.interrupt()
+        recorder.interrupt()
+        let recorderPid = recorder.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(recorderPid, SIGKILL) }
         let tcpdumpPid = tcpdump.processIdentifier
         DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(tcpdumpPid, SIGKILL) }
         tcpdump.waitUntilExit()
@@ -100,5 +113,24 @@ struct LiveCaptureTests {
         let recorded = exchanges(offline).map(\.description).sorted()
         #expect(live == recorded, "\(backend) live vs tcpdump: \(live) vs \(recorded)")
         #expect(live.filter { $0.contains("/hello.txt?n=") }.count == 5)
+
+        // `kubeshark capture -w` wrote the very packets tcpdump wrote, byte for byte.
+        let stats = String(decoding: recorderErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        recorder.waitUntilExit()
+        #expect(recorder.terminationStatus == 0, "\(stats)")
+        #expect(stats.contains("0 dropped by kernel"), "\(stats)")
+        let ours = try Self.packets(written)
+        let theirs = try Self.packets(reference)
+        #expect(ours.count == theirs.count && !ours.isEmpty, "\(backend): \(ours.count) packets vs tcpdump's \(theirs.count)")
+        #expect(ours == theirs, "\(backend): packet bytes differ from tcpdump's")
+    }
+
+    /// Every packet's bytes in a capture file, in order.
+    static func packets(_ path: String) throws -> [[UInt8]] {
+        let file = try LibpcapBackend(file: path)
+        defer { file.close() }
+        var all: [[UInt8]] = []
+        while case .packets = try file.read(maxPackets: 256, { all.append(Array($0.data)) }) {}
+        return all
     }
 }
