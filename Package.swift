@@ -19,6 +19,7 @@ let package = Package(
         // Built-in dissectors: dynamic libraries named libksplugin-<name>.so, found
         // next to the executable at run time.
         .library(name: "ksplugin-http", type: .dynamic, targets: ["HTTPPlugin"]),
+        .library(name: "ksplugin-dns", type: .dynamic, targets: ["DNSPlugin"]),
         .executable(name: "ks-plugin-fuzzer", targets: ["PluginFuzzer"]),
     ],
     dependencies: [
@@ -57,6 +58,7 @@ let package = Package(
         ),
         // Built-in plugins.
         .target(name: "HTTPPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/HTTP", swiftSettings: hotPath),
+        .target(name: "DNSPlugin", dependencies: ["PluginKit"], path: "Plugins/DNS", swiftSettings: hotPath),
 
         // Fuzzing: libFuzzer target (with -DKS_FUZZ) or input replayer.
         .executableTarget(name: "PluginFuzzer", dependencies: ["Host"], path: "Fuzz/PluginFuzzer"),
@@ -65,6 +67,7 @@ let package = Package(
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], path: "Tests/PluginAPITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginAPI"], path: "Tests/HostTests"),
         .testTarget(name: "HTTPPluginTests", dependencies: ["Host", "HTTPPlugin"], path: "Tests/HTTPPluginTests"),
+        .testTarget(name: "DNSPluginTests", dependencies: ["Host"], path: "Tests/DNSPluginTests"),
         .testTarget(name: "CLITests", dependencies: ["Host"], path: "Tests/CLITests"),
     ]
 )
