@@ -242,11 +242,37 @@ struct DissectionSessionTests {
         }
         let packets = [datagram(true, "ping 1"), datagram(false, "pong 1"), datagram(true, "ping 2"), datagram(false, "pong 2"),
                        datagram(true, "noise")]
+        // Picked up at a reply: the probe reverses the guessed roles.
+        let (late, _) = Self.run([datagram(false, "pong 0"), datagram(true, "ping 1"), datagram(false, "pong 1")],
+                                 plugins: [ping])
+        #expect(late.count == 2)
+        #expect(late.allSatisfy { ($0["src"] as? [String: Any])?["port"] as? Int == 50000 })
         let (entries, session) = Self.run(packets, plugins: [ping])
         #expect(session.statistics.udpFlows == 1)
         #expect(entries.count == 2)
         #expect((entries.first?["response"] as? [String: Any])?["text"] as? String == "pong 1")
         #expect((entries.first?["src"] as? [String: Any])?["port"] as? Int == 50000)
+    }
+
+    @Test("a probe that reverses the roles mid-delivery swaps client and server safely")
+    func probeReversesRoles() throws {
+        let plugin = try Self.testPlugin(mode: 5, name: "test_reverse")
+        // Mid-stream, both ports high: the host guesses the first sender (40000) is the
+        // client, but it sends "pong": the plugin reverses the roles.
+        var c = Conversation()
+        c.clientPort = 50000
+        c.serverPort = 40000
+        let packets = [
+            c.send(fromClient: false, "pong 0"),
+            c.send(fromClient: true, "ping 1"),
+            c.send(fromClient: false, "pong 1"),
+        ]
+        let (entries, _) = Self.run(packets, plugins: [plugin])
+        #expect(entries.count == 2)
+        for e in entries {
+            #expect((e["src"] as? [String: Any])?["port"] as? Int == 50000)
+            #expect((e["dst"] as? [String: Any])?["port"] as? Int == 40000)
+        }
     }
 
     @Test("an idle flow times out on capture time and its pending request becomes an entry")
@@ -281,7 +307,8 @@ struct DissectionSessionTests {
     /* MODE 1: probes YES 100 and rejects every stream.
      * MODE 2: consumes one byte more than it was given.
      * MODE 3: never consumes (NEED_MORE, any amount).
-     * MODE 4: UDP "ping N"/"pong N" datagrams, one entry per pong. */
+     * MODE 4: UDP "ping N"/"pong N" datagrams, one entry per pong.
+     * MODE 5: the same over TCP; a "pong" seen from the guessed client reverses the roles. */
 
     static const ks_host_api *host;
 
@@ -294,7 +321,7 @@ struct DissectionSessionTests {
 
     static void p_probe(void *ctx, const ks_flow_info *f, const ks_chunk *c, ks_probe_result *r) {
         (void)ctx; (void)f;
-    #if MODE == 4
+    #if MODE == 4 || MODE == 5
         if (c->len >= 4 && (memcmp(c->data, "ping", 4) == 0 || memcmp(c->data, "pong", 4) == 0)) {
             r->verdict = KS_PROBE_YES;
             r->confidence = KS_CONFIDENCE_SYNTAX;
@@ -310,6 +337,7 @@ struct DissectionSessionTests {
     }
 
     typedef struct { ks_stream *stream; int64_t ping_ts; } state;
+    static void p_datagram(void *sp, const ks_chunk *c, ks_parse_result *r);
 
     static ks_status p_open(void *ctx, const ks_flow_info *f, ks_stream *s, void **out) {
         (void)ctx; (void)f;
@@ -333,6 +361,8 @@ struct DissectionSessionTests {
         r->status = KS_PARSE_NEED_MORE;
         r->consumed = 0;
         r->needed = KS_NEED_ANY;
+    #elif MODE == 5
+        p_datagram(st, c, r);
     #else
         r->status = KS_PARSE_OK;
         r->consumed = c->len;

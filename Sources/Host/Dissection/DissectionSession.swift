@@ -254,20 +254,20 @@ public final class DissectionSession {
         }
         guard let flow else { return }
         flow.lastSeenNs = nowNs
-        let fromClient = forward == flow.keySourceIsClient
-        let direction: ks_direction = fromClient ? KS_DIR_CLIENT_TO_SERVER : KS_DIR_SERVER_TO_CLIENT
-        let other: ks_direction = 1 - direction
-
+        // Reassemblers are per physical side (0: from the key's source); which of
+        // them is the client can change when a probe reverses the roles, even in
+        // the middle of these callbacks, so the direction is looked up per event.
+        let physical = forward ? 0 : 1
         if p.tcpFlags.contains(.ack) {
-            withDirection(flow, other) { d in
+            withSide(flow, 1 - physical) { d in
                 d.peerAcknowledged(p.tcpAck, timestampNs: p.timestampNs) { event in
-                    self.handle(event, flow: flow, direction: other)
+                    self.handle(event, flow: flow, direction: flow.direction(ofSide: 1 - physical))
                 }
             }
         }
-        withDirection(flow, direction) { d in
+        withSide(flow, physical) { d in
             d.ingest(seq: p.tcpSeq, flags: p.tcpFlags, payload: p.payload, timestampNs: p.timestampNs) { event in
-                self.handle(event, flow: flow, direction: direction)
+                self.handle(event, flow: flow, direction: flow.direction(ofSide: physical))
             }
         }
         if flow.finished.0 && flow.finished.1 {
@@ -275,8 +275,8 @@ public final class DissectionSession {
         }
     }
 
-    private func withDirection(_ flow: TCPFlow, _ d: ks_direction, _ body: (inout TCPDirection) -> Void) {
-        if d == KS_DIR_CLIENT_TO_SERVER { body(&flow.directions.0) } else { body(&flow.directions.1) }
+    private func withSide(_ flow: TCPFlow, _ side: Int, _ body: (inout TCPDirection) -> Void) {
+        if side == 0 { body(&flow.directions.0) } else { body(&flow.directions.1) }
     }
 
     private func removeTCP(_ flow: TCPFlow, reason: ks_close_reason) {
@@ -401,11 +401,10 @@ public final class DissectionSession {
     /// Ends a TCP flow: held segments flushed (holes become gaps), a last
     /// probe decision if needed, end of stream, then stream_close.
     private func close(_ flow: TCPFlow, reason: ks_close_reason) {
-        withDirection(flow, KS_DIR_CLIENT_TO_SERVER) { d in
-            d.flush(timestampNs: nowNs) { self.handle($0, flow: flow, direction: KS_DIR_CLIENT_TO_SERVER) }
-        }
-        withDirection(flow, KS_DIR_SERVER_TO_CLIENT) { d in
-            d.flush(timestampNs: nowNs) { self.handle($0, flow: flow, direction: KS_DIR_SERVER_TO_CLIENT) }
+        for side in 0...1 {
+            withSide(flow, side) { d in
+                d.flush(timestampNs: nowNs) { self.handle($0, flow: flow, direction: flow.direction(ofSide: side)) }
+            }
         }
         if flow.stage == .probing { decide(flow, final: true) }
         guard let h = flow.handle else { return }
@@ -463,7 +462,7 @@ public final class DissectionSession {
                 return
             case .choose(let plugin, let reversed, _):
                 if reversed {
-                    swap(&flow.info.client, &flow.info.server)
+                    (flow.info.client, flow.info.server) = (flow.info.server, flow.info.client)
                     flow.keySourceIsClient.toggle()
                     direction = 1 - direction
                 }

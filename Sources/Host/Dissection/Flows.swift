@@ -83,7 +83,9 @@ final class TCPFlow: TrackedFlow {
     /// Whether `key.source` is the client.
     var keySourceIsClient: Bool
     var info: ks_flow_info
-    /// Reassembly per direction, indexed by ks_direction.
+    /// Reassembly per side: .0 carries the packets from `key.source`, .1 the others.
+    /// Indexed by side, not by role, so a role swap never moves a reassembler
+    /// (one may be in the middle of delivering when a probe reverses the roles).
     var directions: (TCPDirection, TCPDirection)
     var stage: FlowStage = .probing
     var prober: Prober
@@ -102,11 +104,16 @@ final class TCPFlow: TrackedFlow {
         lastSeenNs = now
     }
 
+    /// The ks_direction of the bytes reassembled on `side`.
+    func direction(ofSide side: Int) -> ks_direction {
+        (side == 0) == keySourceIsClient ? KS_DIR_CLIENT_TO_SERVER : KS_DIR_SERVER_TO_CLIENT
+    }
+
     /// Swaps client and server (a probe said the roles were guessed wrong).
     func swapRoles() {
-        swap(&info.client, &info.server)
+        // Not swap(&info.client, &info.server): two inout accesses to one property conflict.
+        (info.client, info.server) = (info.server, info.client)
         keySourceIsClient.toggle()
-        directions = (directions.1, directions.0)
         finished = (finished.1, finished.0)
         retained.swapDirections()
         info.flags |= KS_FLOW_ROLES_GUESSED
