@@ -25,7 +25,7 @@ struct Dissect: ParsableCommand {
     @Option(name: [.short, .customLong("interface")], help: "Capture live on this interface (libpcap) instead of files.")
     var interface: String?
 
-    @Option(name: .customLong("filter"), help: "BPF capture filter for live capture (tcpdump syntax).")
+    @Option(name: .customLong("bpf"), help: "BPF capture filter for live capture (tcpdump syntax).")
     var captureFilter: String?
 
     @Option(name: .customLong("capture"), help: "Live capture backend: af_packet (TPACKET_V3 ring) or libpcap.")

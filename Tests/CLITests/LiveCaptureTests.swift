@@ -47,7 +47,7 @@ struct LiveCaptureTests {
 
         let capture = Process()
         capture.executableURL = URL(fileURLWithPath: TestSupport.kubeshark)
-        capture.arguments = ["dissect", "-i", Self.hostSide, "--capture", backend, "--filter", "tcp port 8080",
+        capture.arguments = ["dissect", "-i", Self.hostSide, "--capture", backend, "--bpf", "tcp port 8080",
                              "--output", "json"]
         let out = Pipe()
         capture.standardOutput = out
