@@ -38,7 +38,7 @@ struct Capture: ParsableCommand {
         if let w {
             do { writer = try PcapWriter(path: w, linkType: source.linkType) } catch { throw fail(error.message) }
         }
-        LiveStop.install(source)
+        LiveStop.install(source, interface: interface)
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var seen = 0

@@ -85,7 +85,7 @@ struct Dissect: ParsableCommand {
         if let interface {
             do {
                 let backend = try LiveCapture.open(interface, backend: capture, filter: captureFilter)
-                LiveStop.install(backend)
+                LiveStop.install(backend, interface: interface)
                 var seen = 0
                 loop: while true {
                     let limit = count.map { max(0, $0 - seen) } ?? 256
@@ -162,7 +162,9 @@ extension Dissect {
 enum LiveStop {
     nonisolated(unsafe) static var backend: CaptureBackend?
 
-    static func install(_ b: CaptureBackend) {
+    /// Installs the handlers and says on stderr that capture has started
+    /// (scripts and tests wait for this line before sending traffic).
+    static func install(_ b: CaptureBackend, interface: String) {
         backend = b
         // A parent may have spawned us with these signals blocked; we want them.
         var set = sigset_t()
@@ -172,5 +174,6 @@ enum LiveStop {
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in LiveStop.backend?.breakLoop() }
         signal(SIGTERM) { _ in LiveStop.backend?.breakLoop() }
+        warn("capturing on \(interface) with \(b.name)")
     }
 }

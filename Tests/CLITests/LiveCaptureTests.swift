@@ -50,14 +50,16 @@ struct LiveCaptureTests {
         capture.arguments = ["dissect", "-i", Self.hostSide, "--capture", backend, "--bpf", "tcp port 8080",
                              "--output", "json"]
         let out = Pipe()
+        let captureErr = Pipe()
         capture.standardOutput = out
-        capture.standardError = FileHandle.nullDevice
+        capture.standardError = captureErr
         try capture.run()
         let reference = root.appendingPathComponent("tcpdump.pcap").path
         let tcpdump = TestSupport.unblockedProcess(
             TestSupport.which("tcpdump") ?? "/usr/bin/tcpdump", ["-i", Self.hostSide, "-U", "-w", reference, "tcp port 8080"])
+        let tcpdumpErr = Pipe()
         tcpdump.standardOutput = FileHandle.nullDevice
-        tcpdump.standardError = FileHandle.nullDevice
+        tcpdump.standardError = tcpdumpErr
         try tcpdump.run()
         let written = root.appendingPathComponent("ours.pcap").path
         let recorder = Process()
@@ -68,7 +70,12 @@ struct LiveCaptureTests {
         recorder.standardOutput = FileHandle.nullDevice
         recorder.standardError = recorderErr
         try recorder.run()
-        usleep(300_000)  // all capturing before the first packet
+        // Every capturer says when it is capturing; only then does traffic start.
+        let ready = [TestSupport.waitFor("capturing on", in: captureErr), TestSupport.waitFor("listening on", in: tcpdumpErr),
+                     TestSupport.waitFor("capturing on", in: recorderErr)]
+        #expect(ready[0].contains("capturing on") && ready[1].contains("listening on") && ready[2].contains("capturing on"),
+                "capturers not ready: \(ready)")
+        usleep(500_000)  // "listening" is printed a moment before the filter is in place
 
         // Wait for the server, then make requests.
         var served = false
@@ -84,7 +91,7 @@ struct LiveCaptureTests {
         for i in 0..<5 {
             _ = try TestSupport.run(TestSupport.which("curl")!, ["-s", "-o", "/dev/null", "http://10.233.7.2:8080/hello.txt?n=\(i)"])
         }
-        usleep(500_000)
+        usleep(1_000_000)
         tcpdump.interrupt()
         capture.interrupt()
         recorder.interrupt()
@@ -115,14 +122,17 @@ struct LiveCaptureTests {
         #expect(live.filter { $0.contains("/hello.txt?n=") }.count == 5)
 
         // `kubeshark capture -w` wrote the very packets tcpdump wrote, byte for byte.
-        let stats = String(decoding: recorderErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stats = ready[2] + String(decoding: recorderErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         recorder.waitUntilExit()
         #expect(recorder.terminationStatus == 0, "\(stats)")
         #expect(stats.contains("0 dropped by kernel"), "\(stats)")
         let ours = try Self.packets(written)
         let theirs = try Self.packets(reference)
-        #expect(ours.count == theirs.count && !ours.isEmpty, "\(backend): \(ours.count) packets vs tcpdump's \(theirs.count)")
-        #expect(ours == theirs, "\(backend): packet bytes differ from tcpdump's")
+        let tcpdumpSaid = ready[1] + String(decoding: tcpdumpErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(ours.count == theirs.count && !ours.isEmpty,
+                "\(backend): \(ours.count) packets vs tcpdump's \(theirs.count); tcpdump said: \(tcpdumpSaid)")
+        let identical = ours == theirs  // not inside #expect: it would print every packet
+        #expect(identical, "\(backend): packet bytes differ from tcpdump's")
     }
 
     /// Every packet's bytes in a capture file, in order.

@@ -42,6 +42,23 @@ enum TestSupport {
         return p
     }
 
+    /// Reads `pipe` until its text contains `marker` (or `timeout` seconds pass);
+    /// returns everything read so far.
+    static func waitFor(_ marker: String, in pipe: Pipe, timeout: Double = 20) -> String {
+        var text = ""
+        let deadline = Date().addingTimeInterval(timeout)
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        while !text.contains(marker) && Date() < deadline {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 100) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            text += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        return text
+    }
+
     struct Result {
         var status: Int32
         var stdout: String
