@@ -20,6 +20,7 @@ let package = Package(
         // next to the executable at run time.
         .library(name: "ksplugin-http", type: .dynamic, targets: ["HTTPPlugin"]),
         .library(name: "ksplugin-dns", type: .dynamic, targets: ["DNSPlugin"]),
+        .library(name: "ksplugin-redis", type: .dynamic, targets: ["RedisPlugin"]),
         .executable(name: "ks-plugin-fuzzer", targets: ["PluginFuzzer"]),
     ],
     dependencies: [
@@ -59,6 +60,7 @@ let package = Package(
         // Built-in plugins.
         .target(name: "HTTPPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/HTTP", swiftSettings: hotPath),
         .target(name: "DNSPlugin", dependencies: ["PluginKit"], path: "Plugins/DNS", swiftSettings: hotPath),
+        .target(name: "RedisPlugin", dependencies: ["PluginKit"], path: "Plugins/Redis", swiftSettings: hotPath),
 
         // Fuzzing: libFuzzer target (with -DKS_FUZZ) or input replayer.
         .executableTarget(name: "PluginFuzzer", dependencies: ["Host"], path: "Fuzz/PluginFuzzer"),
@@ -68,6 +70,7 @@ let package = Package(
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginAPI"], path: "Tests/HostTests"),
         .testTarget(name: "HTTPPluginTests", dependencies: ["Host", "HTTPPlugin"], path: "Tests/HTTPPluginTests"),
         .testTarget(name: "DNSPluginTests", dependencies: ["Host"], path: "Tests/DNSPluginTests"),
+        .testTarget(name: "RedisPluginTests", dependencies: ["Host"], path: "Tests/RedisPluginTests"),
         .testTarget(name: "CLITests", dependencies: ["Host"], path: "Tests/CLITests"),
     ]
 )
