@@ -37,6 +37,9 @@ struct Dissect: ParsableCommand {
     @Option(name: .customLong("output"), help: "json or table.")
     var output: OutputFormat = .json
 
+    @Option(name: .customLong("filter"), help: "KFL query: only matching entries are printed (e.g. 'http and response.status >= 500').")
+    var filter: String?
+
     @Option(name: .customLong("threads"), help: "Dissect capture files on this many threads, sharded by flow (entries of different flows then interleave).")
     var threads: Int = 1
 
@@ -78,7 +81,8 @@ struct Dissect: ParsableCommand {
         }
         let jsonSink = JSONLinesSink()
         let tableSink = TableSink()
-        let sink: EntrySink = output == .json ? jsonSink : tableSink
+        let query = try compileFilter(plugins: plugins)
+        let sink = filtered(output == .json ? jsonSink : tableSink, query, counter: nil)
         let session = DissectionSession(plugins: plugins, sink: sink)
         var failure: String?
 
@@ -116,6 +120,26 @@ struct Dissect: ParsableCommand {
 }
 
 extension Dissect {
+    /// Compiles --filter once, with the loaded plugins' macros; a bad query is one line naming the position.
+    func compileFilter(plugins: [LoadedPlugin]) throws -> KFLQuery? {
+        guard let filter else { return nil }
+        do {
+            return try KFLQuery.compile(filter, macros: KFLMacros.from(plugins: plugins))
+        } catch {
+            throw fail("bad --filter query: \(error.message) at position \(error.position): \(filter)")
+        }
+    }
+
+    /// `sink` behind the KFL filter, when there is one.
+    func filtered(_ sink: EntrySink, _ query: KFLQuery?, counter: MatchCounter?) -> EntrySink {
+        guard let query else { return sink }
+        return KFLFilterSink(query: query, next: sink, sharedCounter: counter) {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+        }
+    }
+
     /// Reads every capture file in order into `handler`; returns the first error,
     /// after every packet before it was handled.
     func readFiles(into handler: (CapturedPacket) -> Void) -> String? {
@@ -137,15 +161,17 @@ extension Dissect {
         let lock = OutputLock()
         var jsonSinks: [JSONLinesSink] = []
         var tableSinks: [TableSink] = []
+        let query = try compileFilter(plugins: plugins)
+        let counter = MatchCounter()
         let parallel = ParallelDissection(plugins: plugins, threads: threads) { _ in
             if output == .json {
                 let s = JSONLinesSink(lock: lock)
                 jsonSinks.append(s)
-                return s
+                return filtered(s, query, counter: counter)
             }
             let t = TableSink()
             tableSinks.append(t)
-            return t
+            return filtered(t, query, counter: counter)
         }
         let failure = readFiles(into: parallel.process)
         parallel.finish()

@@ -111,3 +111,43 @@ struct ParallelDissectionCLITests {
         #expect(r.stderr.contains("--threads"))
     }
 }
+
+/// `dissect --filter 'KFL'`: the query language offline.
+@Suite("KFL filter on the CLI")
+struct KFLFilterCLITests {
+    let captures = FixtureConformanceTests.captures.map { TestSupport.fixtures.appendingPathComponent($0).path }
+
+    @Test("a query selects exactly the matching entries, on one thread or several")
+    func selects() throws {
+        for threads in ["1", "2"] {
+            let (entries, r) = try TestSupport.dissect(captures + ["--threads", threads, "--filter",
+                                                                   "http and response.status == 304"])
+            #expect(r.status == 0)
+            #expect(entries.count == 1)
+            #expect(entries.first?["summary"] as? String == "/static/page.txt")
+        }
+        let (heads, _) = try TestSupport.dissect(captures + ["--filter", #"request.method == "HEAD""#])
+        #expect(heads.count == 1)
+        let (api, _) = try TestSupport.dissect(captures + ["--filter", #"request.path.startsWith("/pipe/")"#])
+        #expect(api.count == 3)
+    }
+
+    @Test("limit(n) holds across worker threads; redact() blanks fields")
+    func limitAndRedact() throws {
+        let (limited, _) = try TestSupport.dissect(captures + ["--threads", "3", "--filter", #"request.method == "GET" and limit(2)"#])
+        #expect(limited.count == 2)
+        let (redacted, _) = try TestSupport.dissect(
+            [TestSupport.fixtures.appendingPathComponent("http1-get-query.pcap").path, "--filter", #"redact("request.headers")"#])
+        let request = redacted.first?["request"] as? [String: Any]
+        #expect(request?["headers"] as? String == "[REDACTED]")
+    }
+
+    @Test("a bad query is one line naming the position, and nothing is dissected")
+    func badQuery() throws {
+        let r = try TestSupport.run(TestSupport.kubeshark, ["dissect", captures[0], "--filter", "http and (response.status == 304"])
+        #expect(r.status != 0)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr.contains("bad --filter query: expected ')' at position 32"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+}
