@@ -12,7 +12,7 @@ struct Capture: ParsableCommand {
     @Option(name: [.short, .customLong("interface")], help: "Interface to capture on.")
     var interface: String
 
-    @Option(name: .customLong("capture"), help: "Backend: af_packet (TPACKET_V3 ring) or libpcap.")
+    @Option(name: .customLong("capture"), help: "Backend: af_packet (TPACKET_V3 ring), libpcap, or auto (the first that starts).")
     var backend: CaptureBackendChoice = .afPacket
 
     @Option(name: .customLong("filter"), help: "BPF capture filter (tcpdump syntax).")
@@ -89,6 +89,17 @@ enum LiveCapture {
             var options = AFPacketBackend.Options()
             options.filter = filter
             return try AFPacketBackend(interface: interface, options: options)
+        case .auto:
+            // AF_XDP comes first once it exists; a bad filter or a missing interface
+            // fails the same way everywhere, so only other failures fall through.
+            do {
+                return try open(interface, backend: .afPacket, filter: filter)
+            } catch where error.kind == .filter || error.kind == .interfaceMissing {
+                throw error
+            } catch {
+                warn("auto: af_packet unavailable (\(error.message)); trying libpcap")
+                return try open(interface, backend: .libpcap, filter: filter)
+            }
         }
     }
 }

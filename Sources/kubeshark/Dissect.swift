@@ -12,6 +12,8 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 enum CaptureBackendChoice: String, ExpressibleByArgument, CaseIterable {
     case afPacket = "af_packet"
     case libpcap
+    /// The best backend that starts here: AF_PACKET, else libpcap.
+    case auto
 }
 
 struct Dissect: ParsableCommand {
@@ -28,7 +30,7 @@ struct Dissect: ParsableCommand {
     @Option(name: .customLong("bpf"), help: "BPF capture filter for live capture (tcpdump syntax).")
     var captureFilter: String?
 
-    @Option(name: .customLong("capture"), help: "Live capture backend: af_packet (TPACKET_V3 ring) or libpcap.")
+    @Option(name: .customLong("capture"), help: "Live capture backend: af_packet (TPACKET_V3 ring), libpcap, or auto (the first that starts).")
     var capture: CaptureBackendChoice = .afPacket
 
     @Option(name: [.short, .customLong("count")], help: "Stop a live capture after this many packets.")

@@ -135,6 +135,19 @@ struct LiveCaptureTests {
         #expect(identical, "\(backend): packet bytes differ from tcpdump's")
     }
 
+    @Test("--capture auto takes AF_PACKET where it can, else says why and takes libpcap")
+    func autoBackend() throws {
+        let lo = try TestSupport.run(TestSupport.kubeshark, ["capture", "-i", "lo", "--capture", "auto", "--duration", "0.3"])
+        #expect(lo.status == 0)
+        #expect(lo.stderr.contains("capturing on lo with af_packet"), "\(lo.stderr)")
+        let any = try TestSupport.run(TestSupport.kubeshark, ["capture", "-i", "any", "--capture", "auto", "--duration", "0.3"])
+        #expect(any.status == 0)
+        #expect(any.stderr.contains("trying libpcap") && any.stderr.contains("capturing on any with libpcap"), "\(any.stderr)")
+        let missing = try TestSupport.run(TestSupport.kubeshark, ["capture", "-i", "nosuch0", "--capture", "auto"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr == "kubeshark: af_packet: no interface named nosuch0\n")
+    }
+
     /// Every packet's bytes in a capture file, in order.
     static func packets(_ path: String) throws -> [[UInt8]] {
         let file = try LibpcapBackend(file: path)

@@ -17,6 +17,9 @@ public final class LibpcapBackend: CaptureBackend {
     /// Set by `breakLoop`. libpcap clears its own break flag when a read returns
     /// it, so a break that lands while a batch is half-read would otherwise be lost.
     private let stopRequested = Atomic<Bool>(false)
+    /// For live capture: the descriptor to poll and how long one read waits.
+    private var selectable: Int32 = -1
+    private var pollTimeoutMs: Int32 = 100
 
     /// Options for live capture.
     public struct LiveOptions: Sendable {
@@ -79,6 +82,12 @@ public final class LibpcapBackend: CaptureBackend {
                 throw CaptureError(.other, "libpcap cannot capture on \(interface): \(detail)")
             }
         }
+        // Non-blocking, with our own poll below: in immediate mode a blocking read
+        // would wait forever for a packet, and a stop or a deadline could not be seen.
+        var nbErr = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        _ = pcap_setnonblock(h, 1, &nbErr)
+        selectable = pcap_get_selectable_fd(h)
+        pollTimeoutMs = options.timeoutMs
         handle = h
         isFile = false
         path = interface
@@ -104,7 +113,10 @@ public final class LibpcapBackend: CaptureBackend {
     }
 
     public func read(maxPackets: Int, _ handler: (CapturedPacket) -> Void) throws(CaptureError) -> CaptureReadOutcome {
-        guard let h = handle, !stopRequested.load(ordering: .relaxed) else { return .end }
+        guard let h = handle else { return .end }
+        // After a stop request, what libpcap already holds is still read (it is
+        // non-blocking), and only then is the end reported: nothing handed over is lost.
+        var stopping = stopRequested.load(ordering: .relaxed)
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         var n = 0
@@ -124,9 +136,20 @@ public final class LibpcapBackend: CaptureBackend {
                     wireLength: Int(hdr.len), linkType: linkType))
                 n += 1
             case 0:
-                return n > 0 ? .packets(n) : .timeout
+                if n > 0 { return .packets(n) }
+                if stopping { return .end }
+                guard selectable >= 0 else { return .timeout }
+                var p = pollfd(fd: selectable, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&p, 1, pollTimeoutMs)
+                stopping = stopRequested.load(ordering: .relaxed)
+                if ready <= 0 && !stopping { return .timeout }
+                continue
             case PCAP_ERROR_BREAK:
-                return n > 0 ? .packets(n) : .end
+                // pcap_breakloop: drain what is left on the next calls, then end.
+                stopping = true
+                if n > 0 { return .packets(n) }
+                if isFile { return .end }
+                continue
             default:
                 let reason = String(cString: pcap_geterr(h))
                 if isFile {
