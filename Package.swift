@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "ksplugin-http", type: .dynamic, targets: ["HTTPPlugin"]),
         .library(name: "ksplugin-dns", type: .dynamic, targets: ["DNSPlugin"]),
         .library(name: "ksplugin-redis", type: .dynamic, targets: ["RedisPlugin"]),
+        .library(name: "ksplugin-amqp", type: .dynamic, targets: ["AMQPPlugin"]),
         .executable(name: "ks-plugin-fuzzer", targets: ["PluginFuzzer"]),
     ],
     dependencies: [
@@ -61,6 +62,7 @@ let package = Package(
         .target(name: "HTTPPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/HTTP", swiftSettings: hotPath),
         .target(name: "DNSPlugin", dependencies: ["PluginKit"], path: "Plugins/DNS", swiftSettings: hotPath),
         .target(name: "RedisPlugin", dependencies: ["PluginKit"], path: "Plugins/Redis", swiftSettings: hotPath),
+        .target(name: "AMQPPlugin", dependencies: ["PluginKit"], path: "Plugins/AMQP", swiftSettings: hotPath),
 
         // Fuzzing: libFuzzer target (with -DKS_FUZZ) or input replayer.
         .executableTarget(name: "PluginFuzzer", dependencies: ["Host"], path: "Fuzz/PluginFuzzer"),
@@ -71,6 +73,7 @@ let package = Package(
         .testTarget(name: "HTTPPluginTests", dependencies: ["Host", "HTTPPlugin"], path: "Tests/HTTPPluginTests"),
         .testTarget(name: "DNSPluginTests", dependencies: ["Host"], path: "Tests/DNSPluginTests"),
         .testTarget(name: "RedisPluginTests", dependencies: ["Host"], path: "Tests/RedisPluginTests"),
+        .testTarget(name: "AMQPPluginTests", dependencies: ["Host"], path: "Tests/AMQPPluginTests"),
         .testTarget(name: "CLITests", dependencies: ["Host"], path: "Tests/CLITests"),
     ]
 )
