@@ -131,7 +131,11 @@ struct LiveCaptureTests {
         let tcpdumpSaid = ready[1] + String(decoding: tcpdumpErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(ours.count == theirs.count && !ours.isEmpty,
                 "\(backend): \(ours.count) packets vs tcpdump's \(theirs.count); tcpdump said: \(tcpdumpSaid)")
-        let identical = ours == theirs  // not inside #expect: it would print every packet
+        // The same packets, as multisets: with two CPUs, a packet sent and one received at
+        // the same moment can reach two packet sockets in either order.
+        let sortedOurs = ours.sorted { $0.lexicographicallyPrecedes($1) }
+        let sortedTheirs = theirs.sorted { $0.lexicographicallyPrecedes($1) }
+        let identical = sortedOurs == sortedTheirs  // not inside #expect: it would print every packet
         #expect(identical, "\(backend): packet bytes differ from tcpdump's")
     }
 
