@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "ksplugin-dns", type: .dynamic, targets: ["DNSPlugin"]),
         .library(name: "ksplugin-redis", type: .dynamic, targets: ["RedisPlugin"]),
         .library(name: "ksplugin-amqp", type: .dynamic, targets: ["AMQPPlugin"]),
+        .library(name: "ksplugin-kafka", type: .dynamic, targets: ["KafkaPlugin"]),
         .executable(name: "ks-plugin-fuzzer", targets: ["PluginFuzzer"]),
     ],
     dependencies: [
@@ -63,6 +64,7 @@ let package = Package(
         .target(name: "DNSPlugin", dependencies: ["PluginKit"], path: "Plugins/DNS", swiftSettings: hotPath),
         .target(name: "RedisPlugin", dependencies: ["PluginKit"], path: "Plugins/Redis", swiftSettings: hotPath),
         .target(name: "AMQPPlugin", dependencies: ["PluginKit"], path: "Plugins/AMQP", swiftSettings: hotPath),
+        .target(name: "KafkaPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/Kafka", swiftSettings: hotPath),
 
         // Fuzzing: libFuzzer target (with -DKS_FUZZ) or input replayer.
         .executableTarget(name: "PluginFuzzer", dependencies: ["Host"], path: "Fuzz/PluginFuzzer"),
@@ -74,6 +76,7 @@ let package = Package(
         .testTarget(name: "DNSPluginTests", dependencies: ["Host"], path: "Tests/DNSPluginTests"),
         .testTarget(name: "RedisPluginTests", dependencies: ["Host"], path: "Tests/RedisPluginTests"),
         .testTarget(name: "AMQPPluginTests", dependencies: ["Host"], path: "Tests/AMQPPluginTests"),
+        .testTarget(name: "KafkaPluginTests", dependencies: ["Host"], path: "Tests/KafkaPluginTests"),
         .testTarget(name: "CLITests", dependencies: ["Host"], path: "Tests/CLITests"),
     ]
 )
