@@ -69,14 +69,15 @@ let package = Package(
         // Fuzzing: libFuzzer target (with -DKS_FUZZ) or input replayer.
         .executableTarget(name: "PluginFuzzer", dependencies: ["Host"], path: "Fuzz/PluginFuzzer"),
 
-        // Tests.
+        // Tests, and the helpers they share.
+        .target(name: "TestKit", path: "Tests/TestKit"),
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], path: "Tests/PluginAPITests"),
-        .testTarget(name: "HostTests", dependencies: ["Host", "PluginAPI"], path: "Tests/HostTests"),
-        .testTarget(name: "HTTPPluginTests", dependencies: ["Host", "HTTPPlugin"], path: "Tests/HTTPPluginTests"),
-        .testTarget(name: "DNSPluginTests", dependencies: ["Host"], path: "Tests/DNSPluginTests"),
-        .testTarget(name: "RedisPluginTests", dependencies: ["Host"], path: "Tests/RedisPluginTests"),
-        .testTarget(name: "AMQPPluginTests", dependencies: ["Host"], path: "Tests/AMQPPluginTests"),
-        .testTarget(name: "KafkaPluginTests", dependencies: ["Host"], path: "Tests/KafkaPluginTests"),
-        .testTarget(name: "CLITests", dependencies: ["Host"], path: "Tests/CLITests"),
+        .testTarget(name: "HostTests", dependencies: ["TestKit", "Host", "PluginAPI"], path: "Tests/HostTests"),
+        .testTarget(name: "HTTPPluginTests", dependencies: ["TestKit", "Host", "HTTPPlugin"], path: "Tests/HTTPPluginTests"),
+        .testTarget(name: "DNSPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/DNSPluginTests"),
+        .testTarget(name: "RedisPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/RedisPluginTests"),
+        .testTarget(name: "AMQPPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/AMQPPluginTests"),
+        .testTarget(name: "KafkaPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/KafkaPluginTests"),
+        .testTarget(name: "CLITests", dependencies: ["TestKit", "Host"], path: "Tests/CLITests"),
     ]
 )

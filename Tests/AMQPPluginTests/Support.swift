@@ -2,6 +2,7 @@
 // conversations through the real loader, tools (tshark, kubeshark).
 
 import Foundation
+@_exported import TestKit
 import PluginAPI
 import Testing
 
@@ -184,18 +185,6 @@ func handshake() -> [Segment] {
     ]
 }
 
-/// Deterministic pseudo-random bytes.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
-}
 
 // MARK: Tools
 
@@ -208,25 +197,9 @@ enum Tools {
         return FileManager.default.fileExists(atPath: url.path) ? url : nil
     }()
 
-    static func which(_ tool: String) -> String? {
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-        for dir in path + ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
-            let path = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
+    static func which(_ tool: String) -> String? { TestProcess.which(tool) }
 
     static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try TestProcess.run(executable, arguments).stdout
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestKit
 import Testing
 
 /// Paths and process helpers shared by the CLI tests.
@@ -8,10 +9,7 @@ enum TestSupport {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// The build directory: where the test binary, `kubeshark` and the built-in plugins live.
-    static let buildDirectory: URL = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: exe).deletingLastPathComponent()
-    }()
+    static var buildDirectory: URL { TestProcess.buildDirectory }
 
     static var kubeshark: String { buildDirectory.appendingPathComponent("kubeshark").path }
 
@@ -23,13 +21,7 @@ enum TestSupport {
 
     static let fixtures = repoRoot.appendingPathComponent("Tests/Fixtures/captures")
 
-    static func which(_ tool: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let path = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
+    static func which(_ tool: String) -> String? { TestProcess.which(tool) }
 
     /// A process whose SIGINT and SIGTERM work: children of a Swift Testing
     /// worker thread inherit those signals blocked, so a plain Process could
@@ -59,41 +51,10 @@ enum TestSupport {
         return text
     }
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = ProcessResult
 
     /// Runs a program to completion, capturing both outputs.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes concurrently so a chatty child never blocks.
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
-    }
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result { try TestProcess.run(executable, arguments, environment: environment) }
 
     /// Runs `kubeshark dissect ARGS --output json` and parses every line.
     static func dissect(_ arguments: [String]) throws -> (entries: [[String: Any]], result: Result) {

@@ -3,6 +3,7 @@
 // running external tools.
 
 import Foundation
+@_exported import TestKit
 import PluginAPI
 import Testing
 
@@ -120,18 +121,6 @@ func response(
 /// A DNS message framed for TCP.
 func tcp(_ m: [UInt8]) -> [UInt8] { u16(m.count) + m }
 
-/// Deterministic pseudo-random bytes.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
-}
 
 // MARK: Driving a UDP pseudo-flow by hand (ticks)
 
@@ -182,10 +171,7 @@ enum Tools {
     static let repoRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static let buildDirectory: URL = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: exe).deletingLastPathComponent()
-    }()
+    static var buildDirectory: URL { TestProcess.buildDirectory }
 
     static var kubeshark: String { buildDirectory.appendingPathComponent("kubeshark").path }
 
@@ -196,46 +182,13 @@ enum Tools {
         return FileManager.default.fileExists(atPath: url.path) ? url : nil
     }()
 
-    static func which(_ tool: String) -> String? {
-        var dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
-        dirs += ["/usr/sbin", "/sbin"]
-        for dir in dirs {
-            let path = dir + "/" + tool
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
+    static func which(_ tool: String) -> String? { TestProcess.which(tool) }
 
     static var isRoot: Bool { getuid() == 0 }
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = ProcessResult
 
-    static func run(_ executable: String, _ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
-    }
+    static func run(_ executable: String, _ arguments: [String]) throws -> Result { try TestProcess.run(executable, arguments) }
 
     /// `kubeshark dissect FILE --plugins dns --output json`, one JSON object per line.
     static func dissect(_ file: String) throws -> [JSON] {

@@ -3,6 +3,7 @@
 
 import CZlib
 import Foundation
+@_exported import TestKit
 import PluginAPI
 import Testing
 
@@ -147,18 +148,6 @@ func compress(_ input: [UInt8], _ format: ZFormat) -> [UInt8] {
     return Array(out[0..<produced])
 }
 
-/// Deterministic pseudo-random bytes.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
-}
 
 /// A text body of `n` bytes.
 func textBody(_ n: Int) -> [UInt8] {

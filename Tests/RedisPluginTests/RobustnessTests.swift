@@ -154,4 +154,3 @@ import Testing
     }
 }
 
-extension SplitMix: RandomNumberGenerator {}

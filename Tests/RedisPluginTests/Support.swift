@@ -2,6 +2,7 @@
 // loader, running conversations, RESP encoders, running tools and tshark.
 
 import Foundation
+@_exported import TestKit
 import PluginAPI
 import Testing
 
@@ -77,18 +78,6 @@ func map(_ pairs: [([UInt8], [UInt8])], type: Character = "%") -> [UInt8] {
     bytes("\(type)\(pairs.count)\r\n") + pairs.flatMap { $0.0 + $0.1 }
 }
 
-/// Deterministic pseudo-random bytes.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
-}
 
 // MARK: Tools (kubeshark binary, tshark, redis)
 
@@ -96,10 +85,7 @@ enum Tools {
     static let repoRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static let buildDirectory: URL = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: exe).deletingLastPathComponent()
-    }()
+    static var buildDirectory: URL { TestProcess.buildDirectory }
 
     static var kubeshark: String { buildDirectory.appendingPathComponent("kubeshark").path }
     static var hasKubeshark: Bool { FileManager.default.isExecutableFile(atPath: kubeshark) }
@@ -111,52 +97,14 @@ enum Tools {
 
     static let fixtures = repoRoot.appendingPathComponent("Tests/Fixtures/redis")
 
-    static func which(_ tool: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
-            let path = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
+    static func which(_ tool: String) -> String? { TestProcess.which(tool) }
 
     static var isRoot: Bool { getuid() == 0 }
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = ProcessResult
 
     /// Runs a program to completion, capturing both outputs.
-    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        let inp = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = stdin == nil ? (FileHandle.nullDevice as Any) : (inp as Any)
-        try process.run()
-        if let stdin {
-            inp.fileHandleForWriting.write(Data(stdin.utf8))
-            try? inp.fileHandleForWriting.close()
-        }
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
-    }
+    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Result { try TestProcess.run(executable, arguments, stdin: stdin) }
 
     /// `kubeshark dissect FILE --plugins redis --output json`, every line parsed.
     static func dissect(_ file: String) throws -> (entries: [JSON], result: Result) {
