@@ -18,6 +18,8 @@ public struct EntryView {
     public var responseSize: UInt64
     public var client: ks_endpoint
     public var server: ks_endpoint
+    /// `KS_L4_TCP` or `KS_L4_UDP`.
+    public var layer4: ks_layer4
     public var streamID: UInt64
     public var index: Int
 
@@ -225,6 +227,7 @@ final class EntryEmitter {
                     responseSize: info.response_size,
                     client: stream.flow.client,
                     server: stream.flow.server,
+                    layer4: stream.flow.layer4,
                     streamID: stream.flow.flow_id,
                     index: index)
                 sink.emit(view)
