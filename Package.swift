@@ -28,6 +28,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The worker's HTTP/WebSocket API and its Prometheus metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The stable ABI: one C header and nothing else.
@@ -50,10 +55,24 @@ let package = Package(
             path: "Sources/Host",
             swiftSettings: hotPath
         ),
+        // The worker process: capture into the ring, sessions, and the API.
+        .target(
+            name: "Worker",
+            dependencies: [
+                "Host",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Worker"
+        ),
         .executableTarget(
             name: "kubeshark",
             dependencies: [
                 "Host",
+                "Worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -79,5 +98,11 @@ let package = Package(
         .testTarget(name: "AMQPPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/AMQPPluginTests"),
         .testTarget(name: "KafkaPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/KafkaPluginTests"),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "Host"], path: "Tests/CLITests"),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: ["TestKit", "Host"],
+            path: "Tests/WorkerTests",
+            exclude: ["ws_client.py"]
+        ),
     ]
 )

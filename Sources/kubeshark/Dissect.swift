@@ -61,21 +61,7 @@ struct Dissect: ParsableCommand {
 
     func run() throws {
         pluginOptions.bootstrapLogging()
-        let catalog = pluginOptions.catalog()
-        for dir in catalog.unreadableDirectories where pluginOptions.pluginDirectories.contains(dir.path) {
-            throw fail("cannot read plugin directory \(dir.path): \(dir.error)")
-        }
-        let plugins: [LoadedPlugin]
-        do {
-            plugins = try catalog.select(pluginOptions.selection)
-        } catch {
-            throw fail(error.description)
-        }
-        if plugins.isEmpty { throw fail("no plugins to dissect with (see `kubeshark plugins list`)") }
-        for p in plugins {
-            let config = try pluginOptions.configuration(for: p.metadata.name)
-            do { try p.start(config: config) } catch { throw fail(error.description) }
-        }
+        let plugins = try pluginOptions.startPlugins()
 
         if interface == nil && threads > 1 {
             try runParallel(plugins: plugins)

@@ -7,12 +7,12 @@ import Glibc
 #endif
 
 @main
-struct Kubeshark: ParsableCommand {
+struct Kubeshark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kubeshark",
         abstract: "Kubernetes traffic analyzer: capture, dissect and query API traffic.",
         version: KubesharkVersion.version,
-        subcommands: [Dissect.self, Capture.self, Plugins.self, Version.self]
+        subcommands: [Dissect.self, Capture.self, WorkerCommand.self, PcapDump.self, Plugins.self, Version.self]
     )
 }
 
@@ -53,6 +53,26 @@ struct PluginOptions: ParsableArguments {
             handler.logLevel = level
             return handler
         }
+    }
+
+    /// Loads the selected plugins and starts each with its --plugin-config.
+    func startPlugins() throws -> [LoadedPlugin] {
+        let catalog = catalog()
+        for dir in catalog.unreadableDirectories where pluginDirectories.contains(dir.path) {
+            throw fail("cannot read plugin directory \(dir.path): \(dir.error)")
+        }
+        let plugins: [LoadedPlugin]
+        do {
+            plugins = try catalog.select(selection)
+        } catch {
+            throw fail(error.description)
+        }
+        if plugins.isEmpty { throw fail("no plugins to dissect with (see `kubeshark plugins list`)") }
+        for p in plugins {
+            let config = try configuration(for: p.metadata.name)
+            do { try p.start(config: config) } catch { throw fail(error.description) }
+        }
+        return plugins
     }
 
     /// Scans the plugin directories; prints refusals as warnings.

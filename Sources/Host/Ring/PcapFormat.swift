@@ -2,7 +2,7 @@
 /// file header, then records of a 16-byte header and the captured bytes.
 /// Segments are written little-endian with nanosecond timestamps (magic
 /// `0xa1b23c4d`), which tcpdump, Wireshark and libpcap read.
-enum PcapFormat {
+public enum PcapFormat {
     static let fileHeaderSize = 24
     static let recordHeaderSize = 16
     static let nanosecondMagic: UInt32 = 0xa1b2_3c4d

@@ -15,7 +15,7 @@ public struct StorageQuantity: Sendable, Equatable, CustomStringConvertible {
             ("Ki", 0x1p10), ("Mi", 0x1p20), ("Gi", 0x1p30), ("Ti", 0x1p40), ("Pi", 0x1p50),
             ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15),
         ]
-        var number = Substring(text.trimmingSpaces)
+        var number = Substring(text.trimmedWhitespace)
         var scale = 1.0
         for (suffix, value) in suffixes where number.hasSuffix(suffix) {
             number = number.dropLast(suffix.count)
@@ -40,11 +40,3 @@ public struct StorageQuantity: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-extension String {
-    fileprivate var trimmingSpaces: Substring {
-        var s = Substring(self)
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return s
-    }
-}

@@ -77,7 +77,7 @@ final class BackgroundThread: @unchecked Sendable {
 }
 
 /// The monotonic clock, in nanoseconds.
-func monotonicNanoseconds() -> Int64 {
+public func monotonicNanoseconds() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)

@@ -1,0 +1,115 @@
+import Foundation
+import Host
+import Hummingbird
+import HummingbirdWebSocket
+import NIOCore
+
+/// The worker's API on one port (documented in docs/api.md):
+///
+/// - `GET /ws?q=KFL&from=TIME` (WebSocket): opens a session; streams entry summaries;
+///   `{"type":"fetch","id":…}` asks for one full entry.
+/// - `GET /api/sessions/{session}/entries/{id}`: one full entry.
+/// - `GET /api/sessions/{session}/entries/{id}/pcap`: the pcap of the entry's stream.
+/// - `GET /api/pcap?from=TIME&to=TIME`: the raw ring for a time range, as one pcap.
+/// - `GET /api/stats`, `GET /api/sessions`: statistics and sessions, JSON.
+/// - `POST /api/ring/flush-oldest`: flushes the oldest segment now (operators).
+/// - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus).
+public enum WorkerAPI {
+    /// The application serving `service`; `onRunning` gets the bound port.
+    public static func makeApplication(
+        service: WorkerService, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router(context: BasicWebSocketRequestContext.self)
+        let metrics = WorkerMetrics(service: service)
+
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/readyz") { _, _ -> Response in
+            service.isReady
+                ? .init(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+                : .init(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "capture is not running\n")))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+        }
+        router.get("/api/stats") { _, _ in json(WorkerStats.describe(service)) }
+        router.get("/api/sessions") { _, _ in json(.array(service.openSessions.map(WorkerStats.describe))) }
+        router.get("/api/sessions/:session/entries/:entry") { _, context -> Response in
+            let stored = try entry(service, context)
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: stored.json)))
+        }
+        router.get("/api/sessions/:session/entries/:entry/pcap") { _, context -> Response in
+            let stored = try entry(service, context)
+            let session = service.session(try context.parameters.require("session"))
+            let name = "\(try context.parameters.require("entry")).pcap"
+            return pcap(service, name: name, flow: stored.flow, retained: session?.ringSession.retention)
+        }
+        router.get("/api/pcap") { request, _ -> Response in
+            let params = request.uri.queryParameters
+            var bounds: [Int64?] = []
+            for key in ["from", "to"] {
+                guard let text = params[Substring(key)] else { bounds.append(nil); continue }
+                guard let t = TimeBound.parse(String(text)) else {
+                    throw HTTPError(.badRequest, message: "\(key): not a time (Unix seconds, RFC 3339, or -5m)")
+                }
+                bounds.append(t)
+            }
+            return pcap(service, name: "ring.pcap", from: bounds[0], to: bounds[1])
+        }
+        router.post("/api/ring/flush-oldest") { _, _ -> Response in
+            guard let sequence = service.ring.flushOldest() else {
+                throw HTTPError(.conflict, message: "the ring holds no segment to flush")
+            }
+            return json(.object([JSONMember(key: "flushed", value: .number(Double(sequence)))]))
+        }
+        router.ws("/ws") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
+            try await WebSocketConnection(service: service, inbound: inbound, outbound: outbound).run(request: context.request)
+        }
+
+        return Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            configuration: .init(address: .hostname(service.configuration.host, port: service.configuration.port),
+                                 serverName: "kubeshark-worker"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: service.logger)
+    }
+
+    private static func json(_ value: JSONValue) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: value.jsonBytes)))
+    }
+
+    private static func entry(_ service: WorkerService, _ context: BasicWebSocketRequestContext) throws -> EntryStore.Stored {
+        let sid = try context.parameters.require("session")
+        let id = try context.parameters.require("entry")
+        guard let session = service.session(sid) else {
+            throw HTTPError(.notFound, message: "no open session \(sid)")
+        }
+        guard let stored = session.entries.get(id) else {
+            throw HTTPError(.notFound, message: "session \(sid) holds no entry \(id) (unknown, or forgotten to stay in its memory bound)")
+        }
+        return stored
+    }
+
+    /// Streams ring packets as a pcap file, 64 KiB at a time.
+    private static func pcap(_ service: WorkerService, name: String, from: Int64? = nil, to: Int64? = nil,
+                             flow: FlowHash? = nil, retained: RetentionStore? = nil) -> Response {
+        let body = ResponseBody { writer in
+            let source = RingPacketSource(catalogue: service.ring, fromNs: from, toNs: to, flow: flow, retained: retained)
+            var chunk = PcapFormat.header(linkType: source.linkType)
+            var more = true
+            while more {
+                more = source.read(maxPackets: 256) { PcapFormat.appendRecord($0, to: &chunk) }
+                if chunk.count >= 64 << 10 || !more {
+                    try await writer.write(ByteBuffer(bytes: chunk))
+                    chunk.removeAll(keepingCapacity: true)
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/vnd.tcpdump.pcap",
+                                               .contentDisposition: "attachment; filename=\"\(name)\""], body: body)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Host
+import Logging
+import Synchronization
+
+/// How a worker runs.
+public struct WorkerConfiguration: Sendable {
+    /// Where the ring's segments and the sessions' retained packets live.
+    public var dataDirectory: String
+    public var storageLimit: Int64 = 500 << 20
+    /// Address and port the API listens on (port 0 picks a free one).
+    public var host = "127.0.0.1"
+    public var port = 8897
+    /// Name reported in statistics and entries' `worker` field.
+    public var name = "worker"
+    /// Bound on the summaries waiting for one client, and on the full entries a session keeps.
+    public var clientQueueBytes = 16 << 20
+    public var sessionEntryBytes = 64 << 20
+    /// Most sessions open at once.
+    public var maxSessions = 32
+
+    public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
+}
+
+/// The worker: capture into the master ring, dissection sessions on demand,
+/// and the state the API serves. `WorkerAPI` puts it on the network.
+public final class WorkerService: Sendable {
+    public let configuration: WorkerConfiguration
+    public let ring: PacketRing
+    let capture: CaptureLoop
+    let plugins: [LoadedPlugin]
+    let macros: [String: String]
+    let logger: Logger
+    private let sessions = Mutex<[String: ClientSession]>([:])
+    private let nextSession = Atomic<Int>(1)
+    private let startedNs = monotonicNanoseconds()
+
+    /// Opens the ring and starts capturing from `backend` into it.
+    /// - Parameter plugins: started plugins, shared by every session.
+    public init(configuration: WorkerConfiguration, backend: CaptureBackend, plugins: [LoadedPlugin],
+                logger: Logger = Logger(label: "worker")) throws(RingError) {
+        self.configuration = configuration
+        self.plugins = plugins
+        self.logger = logger
+        macros = KFLMacros.from(plugins: plugins)
+        var ringConfig = RingConfiguration(directory: configuration.dataDirectory + "/ring", linkType: backend.linkType,
+                                           storageLimit: configuration.storageLimit)
+        ringConfig.flushIntervalNs = 50_000_000
+        ring = try PacketRing(configuration: ringConfig, logger: logger)
+        capture = CaptureLoop(backend: backend, ring: ring)
+        capture.start()
+    }
+
+    // MARK: Sessions
+
+    /// Why a session was not opened.
+    public enum OpenFailure: Error, Sendable {
+        case badQuery(KFLError)
+        case tooManySessions(Int)
+        case storage(String)
+    }
+
+    /// Opens a session that dissects the ring (from `fromNs`, else the oldest
+    /// packet) and then the live tail, for the entries `query` matches.
+    public func openSession(query: String, fromNs: Int64? = nil) throws(OpenFailure) -> ClientSession {
+        let compiled: KFLQuery?
+        do {
+            compiled = query.trimmingCharacters(in: .whitespaces).isEmpty ? nil : try KFLQuery.compile(query, macros: macros)
+        } catch {
+            throw .badQuery(error)
+        }
+        let open = sessions.withLock { $0.count }
+        guard open < configuration.maxSessions else { throw .tooManySessions(configuration.maxSessions) }
+        let id = "s\(nextSession.wrappingAdd(1, ordering: .relaxed).oldValue)"
+        let outbound = OutboundQueue(limitBytes: configuration.clientQueueBytes)
+        let entries = EntryStore(limitBytes: configuration.sessionEntryBytes)
+        let sink = SummarySink(sessionID: id, outbound: outbound, entries: entries)
+        let ringSession: RingSession
+        do {
+            ringSession = try RingSession(
+                id: id, ring: ring, plugins: plugins, query: compiled, fromNs: fromNs,
+                storeDirectory: configuration.dataDirectory + "/sessions/" + id, sink: sink, nowMs: wallClockMs)
+        } catch {
+            throw .storage(error.description)
+        }
+        let session = ClientSession(id: id, query: query, ringSession: ringSession, outbound: outbound, entries: entries)
+        sessions.withLock { $0[id] = session }
+        ringSession.start()
+        logger.info("session \(id) opened: \(query.isEmpty ? "(all)" : query)")
+        return session
+    }
+
+    /// Closes a session: stops its dissection and deletes what it retained.
+    public func closeSession(_ id: String, reason: String) {
+        guard let session = sessions.withLock({ $0.removeValue(forKey: id) }) else { return }
+        session.ringSession.close()
+        session.outbound.finish()
+        logger.info("session \(id) closed: \(reason)")
+    }
+
+    public func session(_ id: String) -> ClientSession? { sessions.withLock { $0[id] } }
+    public var openSessions: [ClientSession] { sessions.withLock { Array($0.values) }.sorted { $0.id < $1.id } }
+
+    // MARK: State
+
+    /// Capture runs (or a capture file was read whole) and the ring accepts packets.
+    public var isReady: Bool {
+        let s = capture.snapshot
+        return s.running || (s.ended && s.failure == nil && capture.backend.name == "pcap-file")
+    }
+    public var captureSnapshot: (statistics: CaptureStatistics, running: Bool, failure: String?) {
+        let s = capture.snapshot
+        return (s.statistics, s.running, s.failure)
+    }
+    public var backendName: String { capture.backend.name }
+    public var uptimeSeconds: Double { Double(monotonicNanoseconds() - startedNs) / 1e9 }
+
+    /// Stops capture, closes every session, and closes the ring (its last
+    /// segment's index is written).
+    public func shutdown() {
+        capture.stop()
+        for s in openSessions { closeSession(s.id, reason: "worker stopping") }
+        ring.close()
+    }
+}

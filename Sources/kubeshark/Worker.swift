@@ -1,0 +1,160 @@
+import ArgumentParser
+import Host
+import Hummingbird
+import Logging
+import Worker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Capture into the master PCAP ring and serve dissection sessions, entries, pcaps and statistics.",
+        discussion: """
+            Every packet captured is kept in a ring of pcap segments under --data-dir, bounded by \
+            --storage-limit; nothing is dissected until a client asks. A WebSocket client opens a session \
+            with a KFL query (ws://HOST:PORT/ws?q=QUERY) and receives the matching entries from the oldest \
+            packet in the ring onwards, then live. See docs/api.md.
+            """)
+
+    @Option(name: [.short, .customLong("interface")], help: "Interface to capture on.")
+    var interface: String?
+
+    @Option(name: .short, help: "Read this capture file into the ring instead of capturing (then serve it).")
+    var r: String?
+
+    @Option(name: .customLong("capture"), help: "Backend: af_packet, libpcap, or auto.")
+    var backend: CaptureBackendChoice = .afPacket
+
+    @Option(name: .customLong("filter"), help: "BPF capture filter (tcpdump syntax).")
+    var filter: String?
+
+    @Option(name: .customLong("data-dir"), help: "Directory of the ring and the sessions' retained packets.")
+    var dataDirectory = "/tmp/kubeshark-worker"
+
+    @Option(name: .customLong("storage-limit"), help: "Most bytes the ring may take: 500Mi, 10Gi, 1G...")
+    var storageLimit = "500Mi"
+
+    @Option(name: .customLong("host"), help: "Address the API listens on.")
+    var host = "127.0.0.1"
+
+    @Option(name: .customLong("port"), help: "Port the API listens on (0: any free port).")
+    var port = 8897
+
+    @Option(name: .customLong("name"), help: "This worker's name in statistics.")
+    var name = "worker"
+
+    @Option(name: .customLong("client-queue-limit"),
+            help: "Most bytes of entries waiting for one client; a slower client is disconnected with the reason.")
+    var clientQueueLimit = "16Mi"
+
+    @OptionGroup var pluginOptions: PluginOptions
+
+    func validate() throws {
+        if (interface == nil) == (r == nil) { throw ValidationError("give either -i INTERFACE or -r FILE") }
+        guard StorageQuantity(clientQueueLimit) != nil else {
+            throw ValidationError("--client-queue-limit: '\(clientQueueLimit)' is not a quantity")
+        }
+        guard StorageQuantity(storageLimit) != nil else {
+            throw ValidationError("--storage-limit: '\(storageLimit)' is not a quantity (500Mi, 10Gi, 1G...)")
+        }
+    }
+
+    func run() async throws {
+        pluginOptions.bootstrapLogging()
+        let plugins = try pluginOptions.startPlugins()
+        let source: CaptureBackend
+        do {
+            if let interface {
+                source = try LiveCapture.open(interface, backend: backend, filter: filter)
+            } else {
+                let file = try LibpcapBackend(file: r!)
+                if let filter { try file.setFilter(filter) }
+                source = file
+            }
+        } catch {
+            throw fail(error.message)
+        }
+        var config = WorkerConfiguration(dataDirectory: dataDirectory)
+        config.storageLimit = StorageQuantity(storageLimit)!.bytes
+        config.host = host
+        config.port = port
+        config.name = name
+        config.clientQueueBytes = Int(StorageQuantity(clientQueueLimit)!.bytes)
+        var logger = Logger(label: "worker")
+        logger.logLevel = Logger.Level(rawValue: pluginOptions.logLevel) ?? .warning
+        let service: WorkerService
+        do {
+            service = try WorkerService(configuration: config, backend: source, plugins: plugins, logger: logger)
+        } catch {
+            throw fail(error.description)
+        }
+        // A parent may have spawned us with these signals blocked; the server's
+        // graceful shutdown needs them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        let what = interface.map { "capturing on \($0) with \(source.name)" } ?? "serving \(r!)"
+        let limit = storageLimit
+        let dir = dataDirectory
+        let listenHost = host
+        let app = WorkerAPI.makeApplication(service: service) { port in
+            warn("worker listening on http://\(listenHost):\(port) (\(what); ring \(dir)/ring, limit \(limit))")
+        }
+        do {
+            try await app.runService()
+        } catch {
+            service.shutdown()
+            throw fail("worker API: \(error)")
+        }
+        service.shutdown()
+        let s = service.ring.statistics
+        warn("worker stopped: \(s.packetsWritten) packets in the ring, \(s.droppedQueueFull + s.droppedDiskError) dropped")
+    }
+}
+
+struct PcapDump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pcapdump",
+        abstract: "Export the raw master PCAP ring (dissected or not) for a time range as one pcap file.",
+        discussion: "Times: Unix seconds, RFC 3339 (2026-11-29T01:02:03Z), or relative (-5m, -2h).")
+
+    @Option(name: .customLong("data-dir"), help: "The worker's data directory (or its ring directory).")
+    var dataDirectory = "/tmp/kubeshark-worker"
+
+    @Option(name: .customLong("from"), help: "First packet time to include.")
+    var from: String?
+
+    @Option(name: .customLong("to"), help: "Last packet time to include.")
+    var to: String?
+
+    @Option(name: .short, help: "Output pcap file.")
+    var w: String
+
+    func run() throws {
+        var bounds: [Int64?] = []
+        for (flag, text) in [("--from", from), ("--to", to)] {
+            guard let text else { bounds.append(nil); continue }
+            guard let t = TimeBound.parse(text) else {
+                throw fail("\(flag): '\(text)' is not a time (Unix seconds, RFC 3339, or -5m)")
+            }
+            bounds.append(t)
+        }
+        let view: RingDirectoryView
+        do {
+            view = try RingDirectoryView(directory: dataDirectory + "/ring")
+        } catch {
+            do { view = try RingDirectoryView(directory: dataDirectory) } catch { throw fail(error.description) }
+        }
+        do {
+            let n = try RingExport.write(to: w, catalogue: view, fromNs: bounds[0], toNs: bounds[1])
+            warn("\(n) packets written to \(w)")
+        } catch {
+            throw fail(error.description)
+        }
+    }
+}
