@@ -217,3 +217,34 @@ struct WorkerAPITests {
         #expect(code == 0, "graceful stop on SIGTERM: \(log)")
     }
 }
+
+/// The worker on live traffic: a pod in a network namespace, the worker
+/// capturing its veth with AF_PACKET, a WebSocket client that connects between
+/// two requests and must receive both (from before and after it connected).
+@Suite("Worker on a live pod", .serialized,
+       .enabled(if: getuid() == 0, "needs root for network namespaces and capture"))
+struct WorkerLiveTests {
+    @Test("entries from before and after the client connected, captured from a namespace pod", arguments: ["af_packet", "libpcap"])
+    func liveSession(backend: String) throws {
+        let pod = try TestPod(tag: "wrk", subnet: 41)
+        defer { pod.remove() }
+        let worker = try WorkerAPITests.RunningWorker(["-i", pod.hostInterface, "--capture", backend,
+                                                       "--filter", "tcp port \(pod.port)"])
+        defer { _ = worker.stop() }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try pod.fetch("/hello.txt") == "hello from the pod\n")
+        let messages = try worker.ws([
+            "--query", "http and request.path.startsWith(\"/\")", "--want", "2", "--idle", "5",
+            "--run", "curl -s -o /dev/null http://\(pod.podAddress):\(pod.port)/after-connect",
+        ])
+        let entries = WorkerAPITests.entries(messages)
+        let paths = entries.compactMap { ($0["summary"] as? String) }
+        #expect(entries.count == 2, "\(messages)")
+        #expect(paths.contains { $0.contains("/hello.txt") }, "the request from before the client connected: \(paths)")
+        #expect(paths.contains { $0.contains("/after-connect") }, "the request made after it connected: \(paths)")
+        let statuses = entries.compactMap { $0["status"] as? Int }.sorted()
+        #expect(statuses == [200, 404])
+        let stats = try worker.json("/api/stats")
+        #expect((stats["capture"] as? [String: Any])?["running"] as? Bool == true)
+    }
+}
