@@ -54,14 +54,22 @@ public struct GraphQLResponse: Sendable, Equatable {
 
     public var isBatch: Bool { batchCount != nil }
 
+    public init(results: [GraphQLResult], batchCount: Int? = nil) {
+        self.results = results
+        self.batchCount = batchCount
+    }
+
+    /// A response that could not be read, with the reason.
+    public static func unreadable(_ why: String) -> GraphQLResponse {
+        var r = GraphQLResult()
+        r.error = why
+        return GraphQLResponse(results: [r])
+    }
+
     /// Reads a response body. Never fails: a body that is not a GraphQL
     /// result gives one result whose `error` says why.
     public static func parse(body: UnsafeRawBufferPointer, limits: GraphQLLimits = .standard) -> GraphQLResponse {
-        func failed(_ why: String) -> GraphQLResponse {
-            var r = GraphQLResult()
-            r.error = why
-            return GraphQLResponse(results: [r], batchCount: nil)
-        }
+        let failed = unreadable
         guard !body.isEmpty else { return failed("the response has no body") }
         guard body.count <= limits.maxDocumentBytes else {
             return failed("the body is larger than \(limits.maxDocumentBytes) bytes")
