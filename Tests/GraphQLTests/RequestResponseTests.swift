@@ -2,6 +2,7 @@
 // batches, persisted queries) and reading responses.
 
 import GraphQLSupport
+import TestKit
 import Testing
 
 private func request(_ body: String, _ contentType: String? = "application/json") -> GraphQLRequest? {
@@ -96,6 +97,36 @@ private func response(_ body: String) -> GraphQLResponse { GraphQLResponse.parse
         #expect(!pre("query { a }"))
         #expect(!pre(#"{"y""#))
         #expect(!pre(""))
+    }
+
+    @Test func preTestAgreesWithAPlainScan() {
+        // The word-at-a-time search against the obvious byte loop, on bodies
+        // dense in 'y', '"' and the letters around them, at every alignment.
+        var rng = SplitMix(state: 7)
+        let alphabet = Array("yyy\"\"uerq{[ a".utf8)
+        var positives = 0
+        for _ in 0..<20_000 {
+            let n = Int(rng.next() % 40)
+            var b = [UInt8(ascii: "{")] + (0..<n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            if rng.next() % 3 == 0 {
+                // Plant the pattern, possibly cut by the end, at any alignment.
+                let at = 1 + Int(rng.next() % UInt64(b.count))
+                b.insert(contentsOf: Array("uery\"".utf8).prefix(Int(rng.next() % 6)), at: min(at, b.count))
+            }
+            let reference = Self.naiveContains(b)
+            let fast = b.withUnsafeBytes { GraphQLRequest.mightBeJSONRequest($0) }
+            #expect(fast == reference, "\(String(decoding: b, as: UTF8.self))")
+            if reference { positives += 1 }
+        }
+        #expect(positives > 500)
+    }
+
+    /// Whether `b` (starting with a bracket) holds `uery"` after the bracket.
+    static func naiveContains(_ b: [UInt8]) -> Bool {
+        let pattern = Array("uery\"".utf8)
+        guard b.count > pattern.count else { return false }
+        for s in 1...(b.count - pattern.count) where Array(b[s..<(s + pattern.count)]) == pattern { return true }
+        return false
     }
 
     @Test func queryString() throws {
