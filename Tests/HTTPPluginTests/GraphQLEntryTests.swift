@@ -142,16 +142,18 @@ private func rawEntries(_ segments: [Segment]) throws -> (PluginHarness, [String
             (s2c, jsonResponse(#"{"data":{"addUser":{"id":"1"}}}"#)),
             (c2s, post(#"{"query":"{ users { id } }"}"#)), (s2c, jsonResponse(#"{"data":{"users":[]}}"#)),
             (c2s, post(#"{"name":"x"}"#, path: "/api")), (s2c, jsonResponse("{}")),
+            (c2s, post(#"[{"query":"{ a }"},{"query":"mutation { b }"}]"#)), (s2c, jsonResponse(#"[{"data":{}},{"data":{}}]"#)),
         ])
-        try #require(entries.count == 3)
+        try #require(entries.count == 4)
         let macros = KFLMacros.from(plugins: [h.plugin])
         func matching(_ q: String) throws -> [Int] {
             let query = try KFLQuery.compile(q, macros: macros)
             return entries.indices.filter { i in Array(entries[i].utf8).withUnsafeBytes { query.matches(json: $0, nowMs: 0) } }
         }
-        #expect(try matching("gql") == [0, 1])
-        #expect(try matching("http") == [0, 1, 2])
+        #expect(try matching("gql") == [0, 1, 3])
+        #expect(try matching("http") == [0, 1, 2, 3])
         #expect(try matching(#"gql and request.graphql.operationType == "mutation""#) == [0])
+        #expect(try matching(#"request.graphql..operationType == "mutation""#) == [0, 3])  // batches too
         #expect(try matching(#"http and request.graphql.fields[*].name == "users""#) == [1])
         #expect(try matching(#"gql and response.graphql.hasData == true"#) == [0, 1])
         #expect(try matching("!gql") == [2])
