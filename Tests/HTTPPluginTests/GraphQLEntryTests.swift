@@ -162,17 +162,6 @@ private func rawEntries(_ segments: [Segment]) throws -> (PluginHarness, [String
 
 // MARK: Real server: the committed recording and a live one
 
-/// Dissects a pcap with the HTTP plugin; entries in capture order of their requests.
-func dissectPcap(_ path: String) throws -> (PluginHarness, [String]) {
-    let h = try makeHarness()
-    let sink = Collect()
-    let session = DissectionSession(plugins: [h.plugin], sink: sink)
-    let backend = try LibpcapBackend(file: path)
-    #expect(CaptureRunner.drain(backend, into: session) == nil)
-    session.finish()
-    return (h, sink.entries)
-}
-
 /// What tshark 4.0 says about each HTTP exchange, by client port: method, URI,
 /// status, and the `operationName` members its JSON dissector shows.
 struct TsharkExchange: Equatable {
