@@ -303,6 +303,22 @@ func checkGraphQLRecording(_ pcap: String) throws {
         try checkGraphQLRecording(graphQLFixtures.appendingPathComponent("graphql.pcap").path)
     }
 
+    /// The CLI end to end: `kubeshark dissect --filter` with the plugins' macros.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: TestProcess.kubeshark), "kubeshark not built"))
+    func cliFilters() throws {
+        let pcap = graphQLFixtures.appendingPathComponent("graphql.pcap").path
+        func lines(_ filter: String) throws -> [String] {
+            let r = try TestProcess.run(TestProcess.kubeshark, ["dissect", pcap, "--plugins", "http", "--filter", filter])
+            #expect(r.status == 0, "\(filter): \(r.stderr)")
+            return r.stdout.split(separator: "\n").map(String.init)
+        }
+        #expect(try lines("http").count == 9)
+        #expect(try lines("gql").count == 8)
+        #expect(try lines("http and !gql").map { parseJSON($0).str("summary") ?? "" } == ["/api/items"])
+        let mutations = try lines(#"gql and request.graphql.operationType == "mutation""#)
+        #expect(mutations.map { parseJSON($0).str("summary") ?? "" } == ["mutation AddUser { addUser }"])
+    }
+
     static var canRecord: Bool {
         getuid() == 0 && TestProcess.which("tcpdump") != nil && TestProcess.which("curl") != nil
             && FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/graphene")

@@ -189,16 +189,6 @@ struct JSONReader {
         }
     }
 
-    /// The number of elements of `array`.
-    func count(_ array: JSONValueRef) -> Int {
-        var n = 0
-        forEachElement(array) { _ in
-            n += 1
-            return true
-        }
-        return n
-    }
-
     /// The first member of `object` named `name` (the last one wins in many
     /// parsers; GraphQL servers reject duplicates, so the first is as good).
     func member(_ object: JSONValueRef, _ name: StaticString) -> JSONValueRef? {
