@@ -79,7 +79,13 @@ let package = Package(
             path: "Sources/kubeshark"
         ),
         // Built-in plugins.
-        .target(name: "HTTPPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/HTTP", swiftSettings: hotPath),
+        // GraphQL over HTTP, shared by every HTTP-carrying plugin: GraphQLSupport reads
+        // requests and responses (stdlib only), GraphQLEntries writes them into entries.
+        .target(name: "GraphQLSupport", path: "Plugins/GraphQL/Support", swiftSettings: hotPath),
+        .target(name: "GraphQLEntries", dependencies: ["GraphQLSupport", "PluginKit"], path: "Plugins/GraphQL/Entries",
+                swiftSettings: hotPath),
+        .target(name: "HTTPPlugin", dependencies: ["PluginKit", "CZlib", "GraphQLSupport", "GraphQLEntries"],
+                path: "Plugins/HTTP", swiftSettings: hotPath),
         .target(name: "DNSPlugin", dependencies: ["PluginKit"], path: "Plugins/DNS", swiftSettings: hotPath),
         .target(name: "RedisPlugin", dependencies: ["PluginKit"], path: "Plugins/Redis", swiftSettings: hotPath),
         .target(name: "AMQPPlugin", dependencies: ["PluginKit"], path: "Plugins/AMQP", swiftSettings: hotPath),
@@ -93,6 +99,7 @@ let package = Package(
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], path: "Tests/PluginAPITests"),
         .testTarget(name: "HostTests", dependencies: ["TestKit", "Host", "PluginAPI"], path: "Tests/HostTests"),
         .testTarget(name: "HTTPPluginTests", dependencies: ["TestKit", "Host", "HTTPPlugin"], path: "Tests/HTTPPluginTests"),
+        .testTarget(name: "GraphQLTests", dependencies: ["TestKit", "GraphQLSupport"], path: "Tests/GraphQLTests"),
         .testTarget(name: "DNSPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/DNSPluginTests"),
         .testTarget(name: "RedisPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/RedisPluginTests"),
         .testTarget(name: "AMQPPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/AMQPPluginTests"),

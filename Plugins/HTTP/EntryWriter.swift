@@ -37,7 +37,13 @@
 // (decoding stopped at the decode cap), decodeError?. A body that is not
 // decoded (br, zstd, stacked codings, corrupt data) is given raw, in base64.
 // For an application/x-www-form-urlencoded request body, postData.params too.
+//
+// GraphQL (GraphQL.swift): an exchange whose request carries GraphQL is an
+// entry of protocol index 2 (`graphql`), summary = the GraphQL summary
+// (`query GetUser { user }`), with request.graphql and response.graphql
+// written by GraphQLEntries next to the HTTP fields.
 
+import GraphQLEntries
 import PluginKit
 
 extension HTTP1Dissector {
@@ -64,9 +70,11 @@ extension HTTP1Dissector {
         var summary = EntrySummary(flags: flags)
         let versionSource = req ?? resp
         summary.protocolIndex = versionSource?.versionMinor == 0 ? 1 : 0
+        let graphQL = req.flatMap { graphQLRequest($0) }
+        if graphQL != nil { summary.protocolIndex = Self.graphQLProtocolIndex }
         if let req {
             summary.method = text(req, req.method, cap: 64)
-            summary.summary = text(req, req.target, cap: 2048)
+            summary.summary = graphQL?.summary() ?? text(req, req.target, cap: 2048)
             summary.requestTimestampNs = req.firstTs
             summary.requestSize = req.wireSize
         }
@@ -77,8 +85,18 @@ extension HTTP1Dissector {
             summary.responseSize = resp.wireSize
         }
         host.emit(summary) { b in
-            if let req { b.object("request") { self.writeRequest(req, &$0) } }
-            if let resp { b.object("response") { self.writeResponse(resp, &$0) } }
+            if let req {
+                b.object("request") { b in
+                    self.writeRequest(req, &b)
+                    if let graphQL { GraphQLEntryWriter.write(graphQL, to: &b) }
+                }
+            }
+            if let resp {
+                b.object("response") { b in
+                    self.writeResponse(resp, &b)
+                    if graphQL != nil { GraphQLEntryWriter.write(self.graphQLResponse(resp), to: &b) }
+                }
+            }
             if !x.interim.isEmpty {
                 b.array("interimResponses") { b in
                     for m in x.interim { b.object(nil) { self.writeInterim(m, &$0) } }

@@ -44,7 +44,7 @@ extension HTTP1Dissector {
         version: "1.0.0",
         vendor: "kubeshark-swift",
         license: "Apache-2.0",
-        description: "HTTP/1.0 and HTTP/1.1: pipelining, chunked and gzip/deflate bodies, 1xx, upgrades",
+        description: "HTTP/1.0 and HTTP/1.1: pipelining, chunked and gzip/deflate bodies, 1xx, upgrades, GraphQL",
         referenceURL: "https://datatracker.ietf.org/doc/html/rfc9112",
         layer4: .tcp,
         flags: [.acceptsGaps],
@@ -62,6 +62,11 @@ extension HTTP1Dissector {
                 name: "http", longName: "Hypertext Transfer Protocol -- HTTP/1.0", abbreviation: "HTTP",
                 version: "1.0", macro: "http", backgroundColor: "#205cf5", foregroundColor: "#ffffff",
                 referenceURL: "https://datatracker.ietf.org/doc/html/rfc1945"),
+            // GraphQL carried by HTTP/1.x: matched by `gql` and, being HTTP too, by `http`.
+            ProtocolInfo(
+                name: "graphql", longName: "GraphQL over HTTP/1.1", abbreviation: "GQL",
+                version: "1.1", macro: "gql", extraMacros: ["http"], backgroundColor: "#e10098",
+                foregroundColor: "#ffffff", referenceURL: "https://spec.graphql.org/October2021/"),
         ]
     )
 

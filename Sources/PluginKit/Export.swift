@@ -77,7 +77,7 @@ private func makeDescriptor<D: Dissector>(_ type: D.Type) -> UnsafeMutablePointe
         c.long_name = permanentCString(p.longName)
         c.abbreviation = permanentCString(p.abbreviation)
         c.version = permanentCString(p.version)
-        c.macro = permanentCString(p.macro)
+        c.macro = permanentCString(([p.macro] + p.extraMacros).joined(separator: " "))
         c.background_color = permanentCString(p.backgroundColor)
         c.foreground_color = permanentCString(p.foregroundColor)
         c.reference_url = permanentCString(p.referenceURL)

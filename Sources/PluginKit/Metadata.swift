@@ -31,20 +31,25 @@ public struct ProtocolInfo: Sendable {
     public var longName: String
     public var abbreviation: String
     public var version: String
+    /// The KFL macro that selects this protocol's entries (`http`).
     public var macro: String
+    /// Further macros that select them too (GraphQL over HTTP: `http`). Sent
+    /// after `macro` in the descriptor's macro string, separated by spaces.
+    public var extraMacros: [String]
     public var backgroundColor: String
     public var foregroundColor: String
     public var referenceURL: String
 
     public init(
         name: String, longName: String, abbreviation: String, version: String, macro: String,
-        backgroundColor: String, foregroundColor: String, referenceURL: String
+        extraMacros: [String] = [], backgroundColor: String, foregroundColor: String, referenceURL: String
     ) {
         self.name = name
         self.longName = longName
         self.abbreviation = abbreviation
         self.version = version
         self.macro = macro
+        self.extraMacros = extraMacros
         self.backgroundColor = backgroundColor
         self.foregroundColor = foregroundColor
         self.referenceURL = referenceURL

@@ -27,7 +27,7 @@ struct Plugins: ParsableCommand {
                     print("\(m.name) \(m.version)  [\(m.layer4Description)]  ABI \(m.abiMajor).\(m.abiMinor)")
                     print("  \(m.description)")
                     print("  vendor: \(m.vendor)   license: \(m.license)")
-                    print("  protocols: " + m.protocols.map { "\($0.abbreviation) \($0.version) (macro \($0.macro), \($0.backgroundColor)/\($0.foregroundColor))" }.joined(separator: ", "))
+                    print("  protocols: " + m.protocols.map { "\($0.abbreviation) \($0.version) (macro \(([$0.macro] + $0.extraMacros).joined(separator: " ")), \($0.backgroundColor)/\($0.foregroundColor))" }.joined(separator: ", "))
                     print("  ports: \(ports.isEmpty ? "-" : ports.joined(separator: ","))   priority: \(m.priority)   probe bytes: \(m.probeMinBytes)-\(m.probeMaxBytes)")
                     print("  reference: \(m.referenceURL)")
                     print("  file: \(p.path)")

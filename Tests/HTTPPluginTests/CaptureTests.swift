@@ -10,14 +10,7 @@ private let capturesDirectory: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/captures")
 
 private func dissect(_ name: String) throws -> [JSON] {
-    let path = capturesDirectory.appendingPathComponent(name).path
-    let h = try makeHarness()
-    let sink = Collect()
-    let session = DissectionSession(plugins: [h.plugin], sink: sink)
-    let backend = try LibpcapBackend(file: path)
-    #expect(CaptureRunner.drain(backend, into: session) == nil)
-    session.finish()
-    return sink.entries.map(parseJSON)
+    try dissectPcap(capturesDirectory.appendingPathComponent(name).path).entries.map(parseJSON)
 }
 
 @Suite(.enabled(if: FileManager.default.fileExists(atPath: capturesDirectory.path), "no captures recorded"))

@@ -12,13 +12,17 @@ import Testing
         #expect(m.acceptsGaps)
         #expect(m.hints(port: 80) && m.hints(port: 8080) && m.hints(port: 8000) && m.hints(port: 8099))
         #expect(!m.hints(port: 443))
-        #expect(m.protocols.count == 2)
+        #expect(m.protocols.count == 3)
         let p11 = m.protocols[0]
         #expect(p11.name == "http" && p11.abbreviation == "HTTP" && p11.version == "1.1" && p11.macro == "http")
         #expect(p11.backgroundColor == "#205cf5" && p11.foregroundColor == "#ffffff")
         #expect(p11.referenceURL == "https://datatracker.ietf.org/doc/html/rfc9112")
         let p10 = m.protocols[1]
         #expect(p10.name == "http" && p10.version == "1.0" && p10.macro == "http")
+        #expect(p11.extraMacros.isEmpty && p10.extraMacros.isEmpty)
+        let gql = m.protocols[2]
+        #expect(gql.name == "graphql" && gql.abbreviation == "GQL" && gql.macro == "gql" && gql.extraMacros == ["http"])
+        #expect(gql.referenceURL == "https://spec.graphql.org/October2021/")
     }
 
     @Test func fullRequestLine() throws {

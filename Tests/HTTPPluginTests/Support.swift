@@ -41,6 +41,18 @@ func run(
         .map(parseJSON)
 }
 
+/// Dissects a pcap file with the HTTP plugin through the host's session; the
+/// harness (for its plugin and counters) and each entry's JSON.
+func dissectPcap(_ path: String) throws -> (harness: PluginHarness, entries: [String]) {
+    let h = try makeHarness()
+    let sink = Collect()
+    let session = DissectionSession(plugins: [h.plugin], sink: sink)
+    let backend = try LibpcapBackend(file: path)
+    #expect(CaptureRunner.drain(backend, into: session) == nil)
+    session.finish()
+    return (h, sink.entries)
+}
+
 /// The entry JSON without the per-run identifiers, keys sorted: equal for equal dissection.
 func normalized(_ entries: [String]) -> [String] {
     entries.map { s in

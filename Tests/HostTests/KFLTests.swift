@@ -259,7 +259,23 @@ struct KFLTests {
     @Test func macrosFromPlugins() throws {
         let plugin = try PluginLoader.load(path: PluginLoader.executableDirectory + "/libksplugin-http.so").get()
         let table = KFLMacros.from(plugins: [plugin])
-        #expect(table["http"] == "protocol.macro == \"http\"")
+        // GraphQL over HTTP/1.x declares macro "gql" with "http" as an extra macro.
+        #expect(table["http"] == "protocol.macro == \"http\" or protocol.macros[*] == \"http\"")
+        #expect(table["gql"] == "protocol.macro == \"gql\"")
+        let graphQL = try JSONValue.parse(#"{"protocol":{"name":"graphql","macro":"gql","macros":["gql","http"]}}"#)
+        let plainHTTP = try JSONValue.parse(#"{"protocol":{"name":"http","macro":"http"}}"#)
+        let dns = try JSONValue.parse(#"{"protocol":{"name":"dns","macro":"dns"}}"#)
+        func matches(_ q: String, _ v: JSONValue) throws -> Bool {
+            try KFLQuery.compile(q, macros: table).matches(v, nowMs: KFLTests.now)
+        }
+        #expect(try matches("http", graphQL) && matches("gql", graphQL) && matches("gql and http", graphQL))
+        #expect(try matches("http", plainHTTP) && !matches("gql", plainHTTP))
+        #expect(try !matches("http", dns) && !matches("gql", dns))
+        #expect(plugin.metadata.protocols.map(\.macro) == ["http", "http", "gql"])
+        #expect(plugin.metadata.protocols[2].extraMacros == ["http"])
+        let json = String(decoding: plugin.protocolJSON[2], as: UTF8.self)
+        #expect(json.contains(#""macro":"gql","macros":["gql","http"]"#))
+        #expect(!String(decoding: plugin.protocolJSON[0], as: UTF8.self).contains("macros"))
     }
 
     // MARK: Errors

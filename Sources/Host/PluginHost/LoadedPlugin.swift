@@ -8,7 +8,11 @@ public struct ProtocolMetadata: Sendable, Equatable {
     public var longName: String
     public var abbreviation: String
     public var version: String
+    /// The protocol's KFL macro: the first word of the descriptor's macro string.
     public var macro: String
+    /// The further words of the macro string: macros that select this
+    /// protocol's entries too (GraphQL over HTTP: `http`).
+    public var extraMacros: [String] = []
     public var backgroundColor: String
     public var foregroundColor: String
     public var referenceURL: String
@@ -88,6 +92,14 @@ public final class LoadedPlugin: @unchecked Sendable {
             w.string(p.version)
             w.raw(",\"macro\":")
             w.string(p.macro)
+            if !p.extraMacros.isEmpty {
+                w.raw(",\"macros\":[")
+                for (i, m) in ([p.macro] + p.extraMacros).enumerated() {
+                    if i > 0 { w.raw(UInt8(ascii: ",")) }
+                    w.string(m)
+                }
+                w.raw(UInt8(ascii: "]"))
+            }
             w.raw(",\"backgroundColor\":")
             w.string(p.backgroundColor)
             w.raw(",\"foregroundColor\":")

@@ -81,12 +81,14 @@ enum PluginValidator {
             guard let pname = string(p.name), !pname.isEmpty else {
                 return fail("plugin '\(name)' protocol #\(i) has no name")
             }
+            let macros = (string(p.macro) ?? pname).split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             protocols.append(ProtocolMetadata(
                 name: pname,
                 longName: string(p.long_name) ?? pname,
                 abbreviation: string(p.abbreviation) ?? pname.uppercased(),
                 version: string(p.version) ?? "",
-                macro: string(p.macro) ?? pname,
+                macro: macros.first ?? pname,
+                extraMacros: Array(macros.dropFirst()),
                 backgroundColor: string(p.background_color) ?? "#888888",
                 foregroundColor: string(p.foreground_color) ?? "#ffffff",
                 referenceURL: string(p.reference_url) ?? ""))

@@ -157,15 +157,28 @@ public struct KFLQuery: Sendable {
 /// Macro tables for KFL.
 public enum KFLMacros {
     /// One macro per protocol macro name the plugins declare: `http` →
-    /// `protocol.macro == "http"` (the entry's `protocol` object carries the descriptor's macro).
+    /// `protocol.macro == "http"` (the entry's `protocol` object carries the
+    /// descriptor's macro). A name some protocol lists among its extra macros
+    /// (GraphQL over HTTP answers to `http` too) also matches entries whose
+    /// `protocol.macros` list holds it.
     public static func from(plugins: [LoadedPlugin]) -> [String: String] {
-        var table: [String: String] = [:]
+        var primary = Set<String>()
+        var extra = Set<String>()
         for plugin in plugins {
-            for p in plugin.metadata.protocols where !p.macro.isEmpty {
-                var quoted: [UInt8] = []
-                JSONValue.writeString(p.macro, to: &quoted)
-                table[p.macro] = "protocol.macro == \(String(decoding: quoted, as: UTF8.self))"
+            for p in plugin.metadata.protocols {
+                if !p.macro.isEmpty { primary.insert(p.macro) }
+                extra.formUnion(p.extraMacros.filter { !$0.isEmpty })
             }
+        }
+        var table: [String: String] = [:]
+        for name in primary.union(extra) {
+            var quoted: [UInt8] = []
+            JSONValue.writeString(name, to: &quoted)
+            let literal = String(decoding: quoted, as: UTF8.self)
+            var tests: [String] = []
+            if primary.contains(name) { tests.append("protocol.macro == \(literal)") }
+            if extra.contains(name) { tests.append("protocol.macros[*] == \(literal)") }
+            table[name] = tests.joined(separator: " or ")
         }
         return table
     }

@@ -340,7 +340,9 @@ typedef struct ks_protocol {
     const char *long_name;         /* "Hypertext Transfer Protocol -- HTTP/1.1" */
     const char *abbreviation;      /* "HTTP"                                  */
     const char *version;           /* "1.1"                                   */
-    const char *macro;             /* KFL macro, "http"                       */
+    const char *macro;             /* KFL macro, "http"; more macros selecting
+                                      the same entries may follow after
+                                      spaces: "gql http"                      */
     const char *background_color;  /* "#205cf5"                               */
     const char *foreground_color;  /* "#ffffff"                               */
     const char *reference_url;     /* "https://datatracker.ietf.org/doc/html/rfc9112" */
