@@ -308,4 +308,49 @@ struct RingSessionTests {
         #expect(sink.count >= offline.entries.count)
         #expect(!FileManager.default.fileExists(atPath: dir + "/sessions/s1/retained.pcap"), "closing deletes what was kept")
     }
+
+    @Test("sessions side by side: their own queries and start times, a query that never matches retains nothing")
+    func sideBySide() throws {
+        let dir = RingTests.temporaryDirectory("sessions")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = Self.fixture("http1-get-query.pcap")
+        let second = Self.fixture("http1-post-json.pcap")
+        let link = try LibpcapBackend(file: first).linkType
+        let ring = try PacketRing(configuration: RingConfiguration(directory: dir + "/ring", linkType: link, storageLimit: 4 << 20))
+        defer { ring.close() }
+        _ = try Self.feed(ring, from: first)
+        _ = try Self.feed(ring, from: second)
+        let plugin = try DissectionSessionTests.httpPlugin()
+        let macros = KFLMacros.from(plugins: [plugin])
+        // Where the second file's packets start in capture time.
+        var secondStart: Int64 = 0
+        CaptureRunner.drain(try LibpcapBackend(file: second), into: { p in if secondStart == 0 { secondStart = p.timestampNs } })
+        var firstStart: Int64 = 0
+        CaptureRunner.drain(try LibpcapBackend(file: first), into: { p in if firstStart == 0 { firstStart = p.timestampNs } })
+        try #require(secondStart > firstStart, "the fixtures were recorded in this order")
+
+        let all = Collect(), posts = Collect(), never = Collect(), late = Collect()
+        let sessions = try [
+            (all, "http", nil as Int64?), (posts, #"request.method == "POST""#, nil), (never, "response.status == 999", nil),
+            (late, "http", secondStart),
+        ].enumerated().map { i, spec in
+            try RingSession(id: "s\(i)", ring: ring, plugins: [plugin], query: try KFLQuery.compile(spec.1, macros: macros),
+                            fromNs: spec.2, storeDirectory: dir + "/sessions/s\(i)", sink: spec.0, nowMs: { 0 })
+        }
+        sessions.forEach { $0.start() }
+        Self.waitUntil { sessions.allSatisfy { $0.current.caughtUp } }
+        sessions.forEach { $0.close() }
+        let offlineFirst = Collect(), offlineSecond = Collect()
+        for (file, sink) in [(first, offlineFirst), (second, offlineSecond)] {
+            let s = DissectionSession(plugins: [plugin], sink: sink)
+            CaptureRunner.drain(try LibpcapBackend(file: file), into: s)
+            s.finish()
+        }
+        #expect(all.count == offlineFirst.count + offlineSecond.count)
+        #expect(late.count == offlineSecond.count, "from a time: only the later file's exchanges")
+        #expect(posts.count > 0 && posts.entries.allSatisfy { $0.contains(#""method":"POST""#) })
+        #expect(never.count == 0)
+        #expect(sessions[2].retention.flows.isEmpty, "a query that matches nothing retains nothing")
+    }
 }
+

@@ -169,73 +169,54 @@ final class Batch {
 
 /// Full batches to a worker, empty ones back; bounded, so a slow worker slows the reader.
 final class BatchQueue: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = ConditionLock()
     private var full: [Batch] = []
     private var free: [Batch] = []
     private var created = 0
     private let maxBatches = 8
     private var closed = false
 
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(changed, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(changed)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        changed.deallocate()
-    }
-
-    private func locked<R>(_ body: () -> R) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
-    }
-
     func push(_ batch: Batch) {
-        locked {
+        lock.locked {
             full.append(batch)
-            pthread_cond_broadcast(changed)
+            lock.broadcast()
         }
     }
 
     /// An empty batch: a recycled one, a new one while under the cap, or waits.
     func takeFree() -> Batch {
-        locked {
+        lock.locked {
             while true {
                 if let b = free.popLast() { return b }
                 if created < maxBatches {
                     created += 1
                     return Batch()
                 }
-                pthread_cond_wait(changed, mutex)
+                lock.wait()
             }
         }
     }
 
     /// The next full batch, or nil once closed and drained.
     func pop() -> Batch? {
-        locked {
-            while full.isEmpty && !closed { pthread_cond_wait(changed, mutex) }
+        lock.locked {
+            while full.isEmpty && !closed { lock.wait() }
             return full.isEmpty ? nil : full.removeFirst()
         }
     }
 
     func recycle(_ batch: Batch) {
         batch.reset()
-        locked {
+        lock.locked {
             free.append(batch)
-            pthread_cond_broadcast(changed)
+            lock.broadcast()
         }
     }
 
     func close() {
-        locked {
+        lock.locked {
             closed = true
-            pthread_cond_broadcast(changed)
+            lock.broadcast()
         }
     }
 }
@@ -244,19 +225,12 @@ final class BatchQueue: @unchecked Sendable {
 final class Worker: @unchecked Sendable {
     let session: DissectionSession
     let queue = BatchQueue()
-    private var thread: pthread_t?
+    private var thread: BackgroundThread?
 
     init(session: DissectionSession) { self.session = session }
 
     func start() {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var t = pthread_t()
-        pthread_create(&t, nil, { raw in
-            let worker = Unmanaged<Worker>.fromOpaque(raw!).takeRetainedValue()
-            worker.run()
-            return nil
-        }, context)
-        thread = t
+        thread = BackgroundThread { [self] in run() }
     }
 
     private func run() {
@@ -268,7 +242,7 @@ final class Worker: @unchecked Sendable {
     }
 
     func join() {
-        if let t = thread { pthread_join(t, nil) }
+        thread?.join()
         thread = nil
     }
 }
