@@ -15,7 +15,7 @@ public struct WorkerConfiguration: Sendable {
     public var name = "worker"
     /// Bound on the summaries waiting for one client, and on the full entries a session keeps.
     public var clientQueueBytes = 16 << 20
-    public var sessionEntryBytes = 64 << 20
+    public var sessionEntryBytes = 16 << 20
     /// Most sessions open at once.
     public var maxSessions = 32
 
