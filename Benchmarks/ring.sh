@@ -24,8 +24,8 @@ LIMIT=${LIMIT:-500Mi}
 RUNS=${RUNS:-2}
 KUBESHARK=${KUBESHARK:-.build/release/kubeshark}
 PCAP="$HERE/out/http1-$PACKETS.pcap"
-QUERY='http and response.status == 404'
-JQ='select(.protocol.name=="http" and .response.status==404)'
+QUERY='http and request.path == "/2k.txt"'
+JQ='select(.protocol.name=="http" and .request.path=="/2k.txt")'
 log() { echo "ring-bench: $*" >&2; }
 
 [[ -x $KUBESHARK ]] || { log "build first: swift build -c release"; exit 1; }

@@ -6,7 +6,7 @@ import Testing
 @Suite("kubeshark filter")
 struct FilterCommandTests {
     static func entriesFile() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ks-filter-\(getpid()).jsonl").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ks-filter-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).jsonl").path
         let files = try FileManager.default.contentsOfDirectory(atPath: TestSupport.fixtures.path)
             .filter { $0.hasSuffix(".pcap") }.sorted().map { TestSupport.fixtures.appendingPathComponent($0).path }
         let r = try TestSupport.run(TestSupport.kubeshark, ["dissect"] + files)

@@ -495,6 +495,8 @@ extension KFLTests {
     @Test func partialParseAgreesWithFullParse() throws {
         let bytes = Array(KFLTests.entryText.utf8)
         let queries = ["http", "response.status == 404", "src.port > 1 and request.path.startsWith(dst.ip)",
+                       "request.headers[\"host\"] == \"example\"", "request.queryString[0].name == \"q\"",
+                       "response.content.text.json().brand.name == \"Chevrolet\"", "request.queryString.q == \"red car\"", "request.method == \"GET\" and response.status >= 200",
                        "..year == 1", "tags.contains(\"a\")", ".* == \"GET\"", "method == \"GET\"", "nothing == nil",
                        "request.path.contains(summary)", "-timestamp < 0"]
         for text in queries {
@@ -504,7 +506,14 @@ extension KFLTests {
             #expect(full == partial, "\(text)")
         }
         let skipped = try KFLQuery.compile("method == \"GET\"")
-        #expect(skipped.rootKeys == ["method"])
+        var methodOnly = JSONKeepTree()
+        methodOnly.keep(["method"])
+        #expect(skipped.reads == methodOnly)
+        // Nested selectors keep only their path; a non-key step keeps all below it.
+        let nested = try KFLQuery.compile("response.status == 200 and request.headers[\"host\"] == \"x\"")
+        #expect(nested.reads?.children["response"]?.children.keys.sorted() == ["status"])
+        #expect(nested.reads?.children["request"]?.children["headers"]?.children.keys.sorted() == ["host"])
+        #expect(nested.reads?.children["src"] == nil)
         for bad in [#"{"method":"GET","x":[1,]}"#, #"{"method":"GET","x":"\q"}"#, #"{"x":{"a" 1},"method":"GET"}"#,
                     #"{"method":"GET","x":01}"#, #"{"method":"GET"} x"#, #"{"method":"GET","x":tru}"#] {
             #expect(!Array(bad.utf8).withUnsafeBytes { skipped.matches(json: $0, nowMs: 0) }, "\(bad)")

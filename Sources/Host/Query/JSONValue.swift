@@ -28,6 +28,18 @@ public enum JSONValue: Sendable, Equatable {
         return try p.document(keeping: keys)
     }
 
+    /// Parses `bytes`, building only the parts `keep` names (the rest is
+    /// validated and skipped without allocating).
+    static func parse(_ bytes: UnsafeRawBufferPointer, keeping keep: JSONKeepTree,
+                      maxDepth: Int = 128) throws(JSONParseError) -> JSONValue {
+        var p = JSONParser(bytes: bytes, maxDepth: maxDepth)
+        p.skipSpace()
+        let v = try p.value(keeping: keep)
+        p.skipSpace()
+        guard p.i == bytes.count else { throw p.fail("unexpected data after the document") }
+        return v
+    }
+
     /// Parses `bytes` as one JSON document (RFC 8259, strict).
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 128) throws(JSONParseError) -> JSONValue {
         let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBytes { raw in
@@ -173,6 +185,41 @@ struct JSONParser {
         skipSpace()
         guard i == bytes.count else { throw fail("unexpected data after the document") }
         return .object(members)
+    }
+
+    /// Like `value()`, building only what `keep` names: object members it has no
+    /// child for are skipped; arrays and values it keeps whole are built entirely.
+    mutating func value(keeping keep: JSONKeepTree) throws(JSONParseError) -> JSONValue {
+        guard !keep.whole, i < bytes.count, bytes[i] == UInt8(ascii: "{") else { return try value() }
+        depth += 1
+        guard depth <= maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
+        defer { depth -= 1 }
+        i += 1
+        var members: [JSONMember] = []
+        skipSpace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+            i += 1
+            return .object(members)
+        }
+        while true {
+            skipSpace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            let key = try string()
+            skipSpace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            i += 1
+            skipSpace()
+            if let child = keep.children[key] {
+                members.append(JSONMember(key: key, value: try value(keeping: child)))
+            } else {
+                try skipValue()
+            }
+            skipSpace()
+            guard i < bytes.count else { throw fail("unexpected end of input in object") }
+            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+            if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+            throw fail("expected ',' or '}'")
+        }
     }
 
     /// Checks one value as strictly as `value()` without building it.
@@ -430,5 +477,23 @@ struct JSONParser {
             }
         }
         throw fail("unterminated string")
+    }
+}
+
+/// Which parts of a JSON document to build: the object members named by
+/// `children` (recursively); everything below a node that is `whole`.
+struct JSONKeepTree: Sendable, Equatable {
+    var whole = false
+    var children: [String: JSONKeepTree] = [:]
+
+    /// Keeps the value at `keys` (and all below it).
+    mutating func keep(_ keys: ArraySlice<String>) {
+        guard !whole else { return }
+        guard let first = keys.first else {
+            whole = true
+            children = [:]
+            return
+        }
+        children[first, default: JSONKeepTree()].keep(keys.dropFirst())
     }
 }

@@ -23,8 +23,8 @@ public struct KFLQuery: Sendable {
     /// The paths given to `redact(...)`, in order.
     public var redactions: [String]
     let redactionPaths: [[KFLStep]]
-    /// Top-level entry keys the query reads; nil when it may read any (wildcards at the root).
-    let rootKeys: Set<String>?
+    /// The parts of an entry the query reads; nil when it may read anything.
+    let reads: JSONKeepTree?
 
     init(text: String, expr: KFLExpr, limit: Int?, redactions: [String], redactionPaths: [[KFLStep]]) {
         self.text = text
@@ -32,34 +32,44 @@ public struct KFLQuery: Sendable {
         self.limit = limit
         self.redactions = redactions
         self.redactionPaths = redactionPaths
-        var keys = Set<String>()
-        rootKeys = KFLQuery.collectRootKeys(expr, into: &keys) ? keys : nil
+        var tree = JSONKeepTree()
+        reads = KFLQuery.collectReads(expr, into: &tree) ? tree : nil
     }
 
-    /// Adds the top-level keys `e` reads to `keys`; false when it may read any.
-    static func collectRootKeys(_ e: KFLExpr, into keys: inout Set<String>) -> Bool {
-        func steps(_ s: [KFLStep]) -> Bool {
+    /// Adds the entry parts `e` reads to `tree`; false when it may read any.
+    /// A selector keeps its object keys up to the first step that is not a key
+    /// (index, wildcard, `.json()`...), and everything below that.
+    static func collectReads(_ e: KFLExpr, into tree: inout JSONKeepTree) -> Bool {
+        func arguments(_ s: [KFLStep]) -> Bool {
             for step in s {
                 switch step {
                 case .startsWith(let a), .endsWith(let a), .contains(let a):
-                    if !collectRootKeys(a, into: &keys) { return false }
+                    if !collectReads(a, into: &tree) { return false }
                 default: continue
                 }
             }
             return true
         }
+        func keys(_ s: [KFLStep]) -> [String]? {
+            var out: [String] = []
+            for step in s {
+                guard case .key(let k) = step else { break }
+                out.append(k)
+            }
+            return out.isEmpty ? nil : out
+        }
         switch e {
         case .literal, .regex, .now, .alwaysTrue: return true
         case .path(let s):
-            guard case .key(let k)? = s.first else { return false }
-            keys.insert(k)
-            return steps(s)
-        case .postfix(let base, let s): return collectRootKeys(base, into: &keys) && steps(s)
-        case .not(let x), .negate(let x): return collectRootKeys(x, into: &keys)
-        case .compare(_, let l, let r): return collectRootKeys(l, into: &keys) && collectRootKeys(r, into: &keys)
+            guard let path = keys(s) else { return false }
+            tree.keep(path[...])
+            return arguments(s)
+        case .postfix(let base, let s): return collectReads(base, into: &tree) && arguments(s)
+        case .not(let x), .negate(let x): return collectReads(x, into: &tree)
+        case .compare(_, let l, let r): return collectReads(l, into: &tree) && collectReads(r, into: &tree)
         case .logic(let first, let rest):
-            guard collectRootKeys(first, into: &keys) else { return false }
-            for (_, t) in rest where !collectRootKeys(t, into: &keys) { return false }
+            guard collectReads(first, into: &tree) else { return false }
+            for (_, t) in rest where !collectReads(t, into: &tree) { return false }
             return true
         }
     }
@@ -123,8 +133,8 @@ public struct KFLQuery: Sendable {
     public func matches(json: UnsafeRawBufferPointer, nowMs: Int64) -> Bool {
         if case .alwaysTrue = expr { return true }
         let parsed: JSONValue?
-        if let rootKeys {
-            parsed = try? JSONValue.parse(json, keepingTopLevelKeys: rootKeys)
+        if let reads {
+            parsed = try? JSONValue.parse(json, keeping: reads)
         } else {
             parsed = try? JSONValue.parse(json)
         }

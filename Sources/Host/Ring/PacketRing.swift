@@ -135,17 +135,24 @@ public final class PacketRing: @unchecked Sendable {
     // MARK: Capture side
 
     /// Queues one packet for the disk. Never blocks on I/O; when both buffers
-    /// are full the packet is dropped and counted in `droppedQueueFull`.
-    public func append(_ packet: CapturedPacket) {
+    /// are full the packet is dropped and counted in `droppedQueueFull` —
+    /// unless `waitIfFull` (a capture file, which can wait for the disk and
+    /// must not lose packets), then it waits for the writer.
+    public func append(_ packet: CapturedPacket, waitIfFull: Bool = false) {
         let length = min(packet.data.count, PcapFormat.maxRecordLength)
         lock.locked {
-            if stopping { return }
-            if !filling.append(packet, capturedLength: length) {
-                stats.droppedQueueFull &+= 1
+            while !stopping {
+                if filling.append(packet, capturedLength: length) {
+                    if filling.count >= filling.capacity / 2 { lock.broadcast() }
+                    return
+                }
                 lock.broadcast()
-                return
+                if !waitIfFull {
+                    stats.droppedQueueFull &+= 1
+                    return
+                }
+                lock.wait()
             }
-            if filling.count >= filling.capacity / 2 { lock.broadcast() }
         }
     }
 
@@ -250,6 +257,7 @@ public final class PacketRing: @unchecked Sendable {
                 let full = filling
                 filling = writing
                 writing = full
+                if writing.count > 0 { lock.broadcast() }  // an appender may wait for room
                 return (stopping, syncRequested, rotateRequested)
             }
             if writing.count > 0 { write(writing) }

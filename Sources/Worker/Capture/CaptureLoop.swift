@@ -35,11 +35,13 @@ final class CaptureLoop: @unchecked Sendable {
     }
 
     private func run() {
+        // A capture file can wait for the disk; a live interface cannot.
+        let fromFile = backend is LibpcapBackend && backend.name == "pcap-file"
         var lastPublishNs = monotonicNanoseconds()
         var failure: String?
         loop: while true {
             do {
-                switch try backend.read(maxPackets: 512, { ring.append($0) }) {
+                switch try backend.read(maxPackets: 512, { ring.append($0, waitIfFull: fromFile) }) {
                 case .end: break loop
                 case .packets, .timeout: break
                 }
