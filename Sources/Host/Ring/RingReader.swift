@@ -112,6 +112,8 @@ public final class RingReader: CaptureBackend {
 
     public func read(maxPackets: Int, _ handler: (CapturedPacket) -> Void) throws(CaptureError) -> CaptureReadOutcome {
         var delivered = 0
+        // The live segment's written end, asked once per call (it only grows).
+        var liveEnd: (sequence: UInt64, limit: Int64)?
         while delivered < maxPackets && !stopped {
             guard let (segment, reader) = current ?? openNext() else {
                 if delivered > 0 { return .packets(delivered) }
@@ -120,7 +122,15 @@ public final class RingReader: CaptureBackend {
                 return .timeout
             }
             // The live segment's end moves: ask the catalogue how far it is written.
-            let limit = segment.isLive ? liveLimit(segment.index.sequence) : segment.index.fileBytes
+            let limit: Int64
+            if !segment.isLive {
+                limit = segment.index.fileBytes
+            } else if let known = liveEnd, known.sequence == segment.index.sequence {
+                limit = known.limit
+            } else {
+                limit = liveLimit(segment.index.sequence)
+                liveEnd = (segment.index.sequence, limit)
+            }
             switch reader.next(limit: limit) {
             case .packet(let packet):
                 if let toNs, packet.timestampNs > toNs, !segment.isLive {
