@@ -3,15 +3,10 @@
 // grpc) because gRPC is HTTP/2: a stream is known to be gRPC only from its
 // content-type, after the connection has been given to a plugin, and both
 // share the connection's HPACK state. The connection state machine is in
-// HTTP2Dissector.swift.
+// HTTP2Dissector.swift; the exported symbol in Plugins/HTTP2Export.
 
 import PluginAPI
 import PluginKit
-
-@_cdecl("ks_plugin_v1")
-public func ks_plugin_v1() -> UnsafePointer<ks_plugin_descriptor> {
-    PluginExport.descriptor(for: HTTP2Dissector.self)
-}
 
 /// Caps that keep one connection's memory and work bounded on hostile input.
 public struct HTTP2Limits: Sendable {
