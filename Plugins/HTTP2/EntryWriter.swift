@@ -203,7 +203,8 @@ extension HTTP2Dissector {
             }
             if m.body.cut, decodeError == "compressed data ends early" { decodeError = nil }
             if decodeError == nil || !scratch.isEmpty {
-                decoded = decodeError == nil
+                // Output up to a missing end (a flushed but unfinished stream) is still the body.
+                decoded = true
                 shown = scratch
                 truncated = truncated || cut
             }

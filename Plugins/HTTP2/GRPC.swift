@@ -29,7 +29,25 @@ struct GRPCReader {
     private var current: Int?
     private var currentDropped = false
 
+    /// Bytes were lost across a message boundary: later bytes cannot be split.
+    private(set) var lostSync = false
+
+    /// `n` payload bytes were lost in the capture.
+    mutating func skip(_ n: Int) {
+        guard !lostSync, n > 0 else { return }
+        if prefixFill > 0 {
+            lostSync = true
+            return
+        }
+        let take = min(n, remaining)
+        if let c = current { messages[c].received += take }
+        remaining -= take
+        if remaining == 0 { current = nil }
+        if n > take { lostSync = true }
+    }
+
     mutating func reset() {
+        lostSync = false
         store.removeAll(keepingCapacity: true)
         messages.removeAll(keepingCapacity: true)
         dropped = 0
@@ -43,6 +61,7 @@ struct GRPCReader {
     var incomplete: Bool { prefixFill > 0 || remaining > 0 }
 
     mutating func feed(_ p: UnsafeRawBufferPointer, limits: HTTP2Limits) {
+        guard !lostSync else { return }
         var i = 0
         let n = p.count
         while i < n {

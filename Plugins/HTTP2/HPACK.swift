@@ -191,6 +191,11 @@ struct DynamicTable {
         return entries[entries.count - i]
     }
 
+    /// Keeps every entry's place and size but forgets its content.
+    mutating func forgetContents() {
+        for i in start..<entries.count { entries[i].unknown = true }
+    }
+
     mutating func setMaxSize(_ n: Int) {
         maxSize = n
         evict(toFit: 0)
@@ -237,6 +242,12 @@ struct HPACKDecoder {
     init() {
         name.reserveCapacity(256)
         value.reserveCapacity(1024)
+    }
+
+    /// Bytes of this direction were lost: what the table holds can no longer be trusted.
+    mutating func forgetTable() {
+        table.forgetContents()
+        tableUnknown = true
     }
 
     /// Decodes one complete header block into `out`. Returns false when the block

@@ -45,6 +45,8 @@ struct DirectionState {
     var blockPromised: UInt32 = 0  // non-zero for PUSH_PROMISE
     var blockOversized = false
     var blockWire = 0
+    /// Bytes were lost between frames: look for the next plausible frame header.
+    var resync = false
 }
 
 public final class HTTP2Dissector: Dissector {
@@ -146,6 +148,7 @@ public final class HTTP2Dissector: Dissector {
                 st.mode = .http1Head
                 return nil
             }
+            if couldBeHTTP1Method(b) { return .needMore(consumed: 0, needed: nil) }
         } else {
             let prefix = staticBytes("HTTP/1.")
             let n = min(b.count, prefix.count)
@@ -172,6 +175,16 @@ public final class HTTP2Dissector: Dissector {
     ) -> ParseResult {
         var i = start
         let n = b.count
+        if st.resync {
+            switch findFrame(b, from: i) {
+            case .found(let j):
+                if j > i { noteConnection("resynchronised after lost bytes: \(j - i) bytes skipped") }
+                i = j
+                st.resync = false
+            case .wait(let j, let needed):
+                return .needMore(consumed: j, needed: needed)
+            }
+        }
         while i < n {
             let ts = i == 0 ? chunk.firstTimestampNs : chunk.lastTimestampNs
             if st.inData {
@@ -333,7 +346,7 @@ public final class HTTP2Dissector: Dissector {
     private func malformedBlock(_ d: Direction, _ h: FrameHeader, _ why: String) {
         // The block cannot be decoded: the HPACK table of this direction is now partly unknown.
         markTableUnknown(d)
-        if let s = streamFor(d, h.streamID, opening: false) {
+        if let s = streamFor(d, h.streamID, opening: true) {
             s.note(why)
             s.flags.insert(.malformed)
         } else {
@@ -477,6 +490,78 @@ public final class HTTP2Dissector: Dissector {
     func noteConnection(_ e: String) {
         host.violation(e)
         if connectionErrors.count < 16 { connectionErrors.append(e) }
+    }
+
+    // MARK: Gaps
+
+    enum FrameSearch {
+        case found(Int)
+        /// Keep the bytes from the first index; the second is how many more would tell.
+        case wait(Int, Int?)
+    }
+
+    /// The first offset from `start` where a plausible frame begins and is
+    /// followed by another plausible frame (or ends the buffer).
+    private func findFrame(_ b: UnsafeRawBufferPointer, from start: Int) -> FrameSearch {
+        let n = b.count
+        var j = start
+        while n - j >= FrameHeader.size {
+            let h = FrameHeader(b, at: j)
+            if h.plausible(maxLength: 1 << 14) {
+                let end = j + FrameHeader.size + h.length
+                if end == n { return .found(j) }
+                if end > n { return .wait(j, end - n) }
+                if n - end < FrameHeader.size { return .wait(j, FrameHeader.size - (n - end)) }
+                if FrameHeader(b, at: end).plausible(maxLength: 1 << 14) { return .found(j) }
+            }
+            j += 1
+        }
+        return .wait(j, nil)
+    }
+
+    /// Bytes were lost: inside a DATA payload they are counted and the stream
+    /// marked; between frames the reader looks for the next frame, and the HPACK
+    /// table of that direction is no longer trusted (a lost block may have
+    /// changed it).
+    public func gap(direction d: Direction, length: UInt64) -> Bool {
+        var st = d == .clientToServer ? client : server
+        defer { if d == .clientToServer { client = st } else { server = st } }
+        var lost = Int(clamping: length)
+        switch st.mode {
+        case .frames: break
+        default:
+            st.mode = .passthrough
+            return true
+        }
+        if st.inData {
+            let inPayload = min(lost, st.dataRemaining)
+            if let s = streams[st.dataStream] {
+                let half = s.half(d)
+                half.body.size &+= UInt64(inPayload)
+                half.body.cut = true
+                half.grpc.skip(inPayload)
+                s.flags.insert(.afterGap)
+                s.note("\(length) bytes lost in the capture")
+            }
+            st.dataRemaining -= inPayload
+            lost -= inPayload
+            let inPadding = min(lost, st.padRemaining)
+            st.padRemaining -= inPadding
+            lost -= inPadding
+            if lost == 0 { return true }
+            st.inData = false
+            if st.dataEndStream { endStream(d, st.dataStream) }
+        }
+        if st.blockActive {
+            st.blockActive = false
+            if let s = streams[st.blockStream] {
+                s.note("header block lost in a capture gap")
+                s.flags.insert(.afterGap)
+            }
+        }
+        if d == .clientToServer { clientHPACK.forgetTable() } else { serverHPACK.forgetTable() }
+        st.resync = true
+        return true
     }
 
     // MARK: End

@@ -49,7 +49,7 @@ extension HTTP2Dissector {
             + "and gRPC: unary and streaming calls, messages decoded as raw protobuf",
         referenceURL: "https://datatracker.ietf.org/doc/html/rfc9113",
         layer4: .tcp,
-        flags: [],
+        flags: [.acceptsGaps],
         defaultPorts: [50051...50051],
         priority: 20,
         probeMinBytes: 1,

@@ -82,6 +82,12 @@ func looksLikeHTTP1Request(_ b: UnsafeRawBufferPointer) -> Bool {
     return i > 0 && i < b.count && b[i] == 0x20
 }
 
+/// Whether `b` is so far only upper-case letters (a method name still arriving).
+func couldBeHTTP1Method(_ b: UnsafeRawBufferPointer) -> Bool {
+    guard !b.isEmpty, b.count < 16 else { return false }
+    return b.allSatisfy { $0 >= 0x41 && $0 <= 0x5A }
+}
+
 /// The probe's view of an `Upgrade: h2c` request: `true` when the whole head is
 /// there and asks for h2c with HTTP2-Settings, `false` when it does not, nil when
 /// more bytes would tell.

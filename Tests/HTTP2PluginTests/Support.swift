@@ -225,7 +225,9 @@ enum Tshark {
             var frames: [JSON] = []
             collectFrames(layers["http2"], into: &frames)
             for f in frames {
-                guard let sid = f.str("http2.streamid"), sid != "0" else { continue }
+                // A PUSH_PROMISE's fields are the request of the promised stream.
+                let promised = f.str("http2.type") == "5" ? f.str("http2.push_promise.promised_stream_id") : nil
+                guard let sid = promised ?? f.str("http2.streamid"), sid != "0" else { continue }
                 var hs: [(String, String)] = []
                 collectHeaders(f["http2.header"], into: &hs)
                 if hs.isEmpty { continue }
