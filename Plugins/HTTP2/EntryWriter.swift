@@ -263,7 +263,6 @@ extension HTTP2Dissector {
         let complete = msg.received == msg.declared
         if !complete { b.bool("incomplete", true) }
         if msg.kept < msg.received { b.bool("truncated", true) }
-        var payload = kept
         if msg.compressed {
             guard let encoding, encoding == "gzip" || encoding == "deflate", complete, msg.kept == msg.declared else {
                 b.bool("decoded", false)
@@ -286,9 +285,7 @@ extension HTTP2Dissector {
             scratch.withUnsafeBytes { p in self.writePayload(p, &b) }
             return
         }
-        _ = payload
-        payload = kept
-        writePayload(payload, &b)
+        writePayload(kept, &b)
     }
 
     private func writePayload(_ p: UnsafeRawBufferPointer, _ b: inout EntryBuilder) {

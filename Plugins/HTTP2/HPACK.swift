@@ -369,6 +369,7 @@ struct ByteReader {
             if v > 1 << 28 { return nil }
             if b & 0x80 == 0 { return v }
             shift += 7
+            if shift > 28 { return nil }
         }
         return nil
     }

@@ -86,9 +86,12 @@ public final class HTTP2Dissector: Dissector {
     // MARK: Receive
 
     public func receive(_ chunk: Chunk) -> ParseResult {
+        // The state is used in place (a copy would duplicate the header-block buffer on every write).
+        chunk.direction == .clientToServer ? receive(chunk, &client) : receive(chunk, &server)
+    }
+
+    private func receive(_ chunk: Chunk, _ st: inout DirectionState) -> ParseResult {
         let d = chunk.direction
-        var st = d == .clientToServer ? client : server
-        defer { if d == .clientToServer { client = st } else { server = st } }
         let b = chunk.bytes
         var i = 0
         while true {
@@ -212,6 +215,11 @@ public final class HTTP2Dissector: Dissector {
                 let padded = h.flags & FrameFlag.padded != 0
                 if padded && n - i < FrameHeader.size + 1 { return .needMore(consumed: i, needed: FrameHeader.size + 1 - (n - i)) }
                 var pad = 0
+                if padded && h.length == 0 {
+                    noteConnection("DATA frame on stream \(h.streamID): PADDED without a pad length")
+                    i += FrameHeader.size
+                    continue
+                }
                 if padded {
                     pad = Int(b[i + FrameHeader.size])
                     if h.length == 0 || pad > h.length - 1 {
@@ -412,7 +420,7 @@ public final class HTTP2Dissector: Dissector {
                 return
             }
             half.headers.copy(from: blockList)
-            if let ct = blockList.value("content-type"), ct.lowercased().hasPrefix("application/grpc") { s.isGRPC = true }
+            if isGRPCContentType(blockList) { s.isGRPC = true }
         } else if !half.trailers.present {
             half.trailers.copy(from: blockList)
         } else {
@@ -524,8 +532,10 @@ public final class HTTP2Dissector: Dissector {
     /// table of that direction is no longer trusted (a lost block may have
     /// changed it).
     public func gap(direction d: Direction, length: UInt64) -> Bool {
-        var st = d == .clientToServer ? client : server
-        defer { if d == .clientToServer { client = st } else { server = st } }
+        d == .clientToServer ? gap(d, length, &client) : gap(d, length, &server)
+    }
+
+    private func gap(_ d: Direction, _ length: UInt64, _ st: inout DirectionState) -> Bool {
         var lost = Int(clamping: length)
         switch st.mode {
         case .frames: break
@@ -589,6 +599,15 @@ public final class HTTP2Dissector: Dissector {
 @inline(__always)
 func staticBytes(_ s: StaticString) -> UnsafeRawBufferPointer {
     UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
+}
+
+/// Whether a block's content-type starts with application/grpc (compared without allocating).
+func isGRPCContentType(_ l: HeaderList) -> Bool {
+    guard let i = l.index(of: "content-type") else { return false }
+    return l.withField(i) { _, v in
+        let p = staticBytes("application/grpc")
+        return v.count >= p.count && equalsLowercase(UnsafeRawBufferPointer(rebasing: v[0..<p.count]), p)
+    }
 }
 
 /// The :status of a response block.

@@ -144,7 +144,7 @@ extension HTTP2Dissector {
         for f in head.fields { add(r.headers, f.name, f.value) }
         r.headers.present = true
         r.headers.wireSize = head.size
-        if let ct = head.field("content-type"), ct.lowercased().hasPrefix("application/grpc") { s.isGRPC = true }
+        if isGRPCContentType(r.headers) { s.isGRPC = true }
         if let n = head.contentLength, n > 0 {
             st.mode = .http1Body(n)
         } else {

@@ -147,7 +147,8 @@ private func decodeAll(_ blocks: [String], tableSize: Int = 4096) -> ([[String]]
     }
 
     @Test func integerOverflowAndTruncatedStringsFail() {
-        for b in ["ff ff ff ff ff ff 7f", "40 85 61", "00 03 61 62"] {
+        for b in ["ff ff ff ff ff ff 7f", "40 85 61", "00 03 61 62", "00 7f 80 80 80 80 80 80 80 80 80 7f 61",
+                  "ff 80 80 80 80 80 80 80 80 80 80 01"] {
             var d = HPACKDecoder()
             let ok = hex(b).withUnsafeBytes { d.decode($0, into: HeaderList(), limits: .standard) }
             #expect(!ok, "\(b)")

@@ -113,6 +113,16 @@ import Testing
         #expect(e.flags.contains("malformed"))
     }
 
+    @Test func paddedDataWithoutPadLength() throws {
+        let conv: [Segment] = [
+            (c2s, preface + settings() + get(1, "/p")),
+            (s2c, ok(1) + frame(0, flags: 0x08, stream: 1, []) + data(1, bytes("after"), endStream: true)),
+        ]
+        let e = try #require(try run(conv).first)
+        #expect(e.response?.obj("content")?.str("text") == "after")
+        #expect(((e["errors"] as? [String]) ?? []).joined().contains("PADDED"))
+    }
+
     @Test func grpcHugeDeclaredMessageIsBounded() throws {
         let conv: [Segment] = [
             (c2s, preface + settings() + get(1, "/a.B/C", method: "POST", extra: [("content-type", "application/grpc")], endStream: false)
