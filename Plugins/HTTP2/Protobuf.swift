@@ -55,21 +55,18 @@ struct ProtobufWriter {
                     let zz = Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1)))
                     if zz < 0 { b.int("zigzag", zz) }
                 }
-            case 1:
-                guard let v = r.fixed(8) else { return malformed(p, at, &b) }
+            case 1, 5:
+                let wide = wire == 1
+                guard let v = r.fixed(wide ? 8 : 4) else { return malformed(p, at, &b) }
                 b.object(nil) { b in
                     b.uint("field", number)
-                    b.string("wireType", "i64")
+                    b.string("wireType", wide ? "i64" : "i32")
                     b.uint("value", v)
-                    b.double("double", Double(bitPattern: v))
-                }
-            case 5:
-                guard let v = r.fixed(4) else { return malformed(p, at, &b) }
-                b.object(nil) { b in
-                    b.uint("field", number)
-                    b.string("wireType", "i32")
-                    b.uint("value", v)
-                    b.double("float", Double(Float(bitPattern: UInt32(v))))
+                    if wide {
+                        b.double("double", Double(bitPattern: v))
+                    } else {
+                        b.double("float", Double(Float(bitPattern: UInt32(truncatingIfNeeded: v))))
+                    }
                 }
             case 2:
                 guard let v = r.lengthDelimited() else { return malformed(p, at, &b) }
