@@ -6,13 +6,13 @@
 #   Benchmarks/http2.sh                 # record (root) then measure
 #   REUSE=1 Benchmarks/http2.sh         # measure the existing capture again
 #
-# Settings: PACKETS (default 200000), RUNS (default 3, fastest shown),
+# Settings: PACKETS (default 100000), RUNS (default 3, fastest shown),
 # KUBESHARK (default .build/release/kubeshark), PORT (default 18080), OUT (default /tmp/ks-bench-http2).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 cd "$ROOT"
-PACKETS=${PACKETS:-200000}
+PACKETS=${PACKETS:-100000}
 RUNS=${RUNS:-3}
 PORT=${PORT:-18080}
 REUSE=${REUSE:-0}

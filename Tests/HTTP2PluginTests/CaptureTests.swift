@@ -239,3 +239,26 @@ struct CorpusDetailTests {
         #expect(e.response?.obj("content")?.bool("decoded") == true)
     }
 }
+
+/// One KFL query over HTTP/1 and HTTP/2 entries: the field names are shared.
+@Suite struct KFLAcrossVersionsTests {
+    static var hasKubeshark: Bool { FileManager.default.isExecutableFile(atPath: TestProcess.kubeshark) }
+
+    private func count(_ file: String, _ query: String) throws -> Int {
+        let r = try TestProcess.run(TestProcess.kubeshark, ["dissect", file, "--plugins", "http,http2", "--output", "json", "--filter", query])
+        #expect(r.status == 0, "\(r.stderr)")
+        return r.stdout.split(separator: "\n").count
+    }
+
+    @Test(.enabled(if: hasKubeshark, "kubeshark binary missing"))
+    func sameQueryBothVersions() throws {
+        let h1 = TestProcess.repoRoot.appendingPathComponent("Tests/Fixtures/captures/http1-head-204-304.pcap").path
+        let h2 = Tools.fixtures.appendingPathComponent("nghttp-prior-knowledge.pcap").path
+        let q = #"request.method == "GET" and response.status >= 200 and response.status < 300 and request.path.startsWith("/")"#
+        #expect(try count(h1, q) == 1)  // GET /no-content 204 (HEAD and the 304 do not match)
+        #expect(try count(h2, q) == 1)  // GET /index.html 200
+        #expect(try count(h2, "http2") == 3)
+        #expect(try count(Tools.fixtures.appendingPathComponent("grpc-calls.pcap").path,
+                          #"grpc and response.grpcStatus == 5 and request.rpcMethod == "Fail""#) == 1)
+    }
+}

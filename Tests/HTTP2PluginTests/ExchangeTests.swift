@@ -329,6 +329,27 @@ func gzip(_ input: [UInt8]) -> [UInt8] {
         #expect(e.str("streaming") == "unary")
     }
 
+    @Test func protobufWireTypes() throws {
+        // field 1 fixed64 = 1.5, field 2 fixed32 = 2.5f, field 3 varint -1 (zigzag 1), field 4 bytes {0xff, 0x00}
+        let f64 = withUnsafeBytes(of: (1.5 as Double).bitPattern.littleEndian, Array.init)
+        let f32 = withUnsafeBytes(of: (2.5 as Float).bitPattern.littleEndian, Array.init)
+        let msg: [UInt8] = [0x09] + f64 + [0x15] + f32 + [0x18, 0x01] + [0x22, 0x02, 0xFF, 0x00]
+        let conv: [Segment] = [
+            (c2s, preface + settings() + get(1, "/p.S/M", method: "POST", extra: [("content-type", "application/grpc")], endStream: false)
+                + data(1, grpcMessage(msg), endStream: true)),
+            (s2c, ok(1, extra: [("content-type", "application/grpc")]) + headers(1, [("grpc-status", "0")], endStream: true)),
+        ]
+        let fields = try #require(try run(conv).first?.request?.arr("messages")?.first?.arr("protobuf"))
+        try #require(fields.count == 4)
+        #expect(fields[0].str("wireType") == "i64")
+        #expect((fields[0]["double"] as? NSNumber)?.doubleValue == 1.5)
+        #expect(fields[1].str("wireType") == "i32")
+        #expect((fields[1]["float"] as? NSNumber)?.doubleValue == 2.5)
+        #expect(fields[2].int("value") == 1)
+        #expect(fields[2].int("zigzag") == -1)
+        #expect(fields[3].str("bytes") == "/wA=")
+    }
+
     @Test func grpcTrailersOnlyError() throws {
         let conv: [Segment] = [
             (c2s, preface + settings() + get(1, "/pkg.Svc/Missing", method: "POST", extra: [("content-type", "application/grpc")], endStream: false)
