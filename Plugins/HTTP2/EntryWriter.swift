@@ -107,7 +107,7 @@ extension HTTP2Dissector {
             writeGRPCCall(path, &b)
             writeMessages(m, encoding: h.value("grpc-encoding"), &b)
         } else if m.body.size > 0 || method == "POST" || method == "PUT" || method == "PATCH" {
-            b.object("postData") { b in self.writeBody(m, &b) }
+            b.object("postData") { b in self.writeBody(m, form: true, &b) }
         }
         b.int("headersSize", Int64(h.wireSize))
         b.uint("bodySize", m.body.size)
@@ -185,7 +185,7 @@ extension HTTP2Dissector {
 
     /// `postData` / `content`: mimeType, size, text (or base64 with "encoding"),
     /// and for gzip/deflate bodies the decoding facts.
-    private func writeBody(_ m: MessageHalf, _ b: inout EntryBuilder) {
+    private func writeBody(_ m: MessageHalf, form: Bool = false, _ b: inout EntryBuilder) {
         let mime = m.headers.value("content-type") ?? ""
         b.string("mimeType", mime)
         let coding = m.headers.value("content-encoding")?.trimmingSpaces.lowercased()
@@ -216,7 +216,11 @@ extension HTTP2Dissector {
                 b.bytes("text", p)
                 b.string("encoding", "base64")
             } else if let n = textLength(p, allowCutTail: truncated) {
-                b.string("text", bytes: UnsafeRawBufferPointer(rebasing: p[0..<n]))
+                let text = UnsafeRawBufferPointer(rebasing: p[0..<n])
+                b.string("text", bytes: text)
+                if form, mime.lowercased().hasPrefix("application/x-www-form-urlencoded") {
+                    b.array("params") { b in writeQuery(String(decoding: text, as: UTF8.self), &b) }
+                }
             } else {
                 b.bytes("text", p)
                 b.string("encoding", "base64")

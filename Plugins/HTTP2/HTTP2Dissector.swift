@@ -162,10 +162,16 @@ public final class HTTP2Dissector: Dissector {
             }
         }
         st.mode = .frames
-        if !startSeen {
-            // Frames without the connection start: a capture that began mid-connection.
-            midstream = true
-            clientHPACK.tableUnknown = true
+        if d == .clientToServer {
+            if !startSeen {
+                // Client frames without the preface: a capture that began mid-connection.
+                midstream = true
+                clientHPACK.tableUnknown = true
+                serverHPACK.tableUnknown = true
+            }
+        } else if !startSeen && flow.isMidstream {
+            // The server's bytes came first (its SETTINGS usually do) and the handshake
+            // was not seen: what the server's blocks refer to may predate the capture.
             serverHPACK.tableUnknown = true
         }
         return nil

@@ -55,6 +55,14 @@ func gzip(_ input: [UInt8]) -> [UInt8] {
         #expect(entries[1]["midstream"] == nil)
     }
 
+    /// nghttpd sends its SETTINGS as soon as it accepts, before the client preface arrives.
+    @Test func serverSettingsFirstIsNotMidstream() throws {
+        let conv: [Segment] = [(s2c, settings([(3, 100)]))] + simpleConversation()
+        let entries = try run(conv)
+        #expect(entries.count == 2)
+        #expect(entries.allSatisfy { $0["midstream"] == nil && $0["hpackErrors"] == nil })
+    }
+
     @Test func sameEntriesWhateverTheSegmentation() throws {
         let whole = try makeHarness().runTCP(segments: simpleConversation())
         let split = try makeHarness().runTCP(segments: byteByByte(simpleConversation()))
@@ -134,6 +142,16 @@ func gzip(_ input: [UInt8]) -> [UInt8] {
         #expect(c.bool("decoded") == true)
         #expect(c.str("contentEncoding") == "gzip")
         #expect(c.int("size") == body.count)
+    }
+
+    @Test func formBodyParams() throws {
+        let conv: [Segment] = [
+            (c2s, preface + settings() + get(1, "/form", method: "POST", extra: [("content-type", "application/x-www-form-urlencoded")], endStream: false)
+                + data(1, bytes("a=1&b=two+words&c=%41"), endStream: true)),
+            (s2c, ok(1, endStream: true)),
+        ]
+        let p = try #require(try run(conv).first?.request?.obj("postData")?.arr("params"))
+        #expect(p.map { "\($0.str("name")!)=\($0.str("value")!)" } == ["a=1", "b=two words", "c=A"])
     }
 
     @Test func binaryBodyIsBase64() throws {
