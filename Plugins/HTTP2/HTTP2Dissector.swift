@@ -49,6 +49,9 @@ struct DirectionState {
     var resync = false
 }
 
+/// One HTTP/2 connection (a TCP stream): reads both directions' frames and
+/// emits an entry per HTTP/2 stream, as protocol `http2` or, for
+/// `application/grpc` streams, `grpc`.
 public final class HTTP2Dissector: Dissector {
     let host: StreamHost
     let flow: Flow
@@ -78,6 +81,11 @@ public final class HTTP2Dissector: Dissector {
     /// The upgrade request's head, kept until the server answers.
     var upgradePending = false
 
+    /// Last time (capture clock) idle streams were looked for.
+    private var lastSweepNs: Int64 = 0
+    private var expired: [H2Stream] = []
+
+    /// A new connection.
     public init(flow: Flow, host: StreamHost) {
         self.flow = flow
         self.host = host
@@ -85,6 +93,7 @@ public final class HTTP2Dissector: Dissector {
 
     // MARK: Receive
 
+    /// Bytes of one direction: frames are read as far as they are complete.
     public func receive(_ chunk: Chunk) -> ParseResult {
         // The state is used in place (a copy would duplicate the header-block buffer on every write).
         chunk.direction == .clientToServer ? receive(chunk, &client) : receive(chunk, &server)
@@ -537,6 +546,7 @@ public final class HTTP2Dissector: Dissector {
     /// marked; between frames the reader looks for the next frame, and the HPACK
     /// table of that direction is no longer trusted (a lost block may have
     /// changed it).
+    /// Bytes were lost in one direction; always keeps the direction.
     public func gap(direction d: Direction, length: UInt64) -> Bool {
         d == .clientToServer ? gap(d, length, &client) : gap(d, length, &server)
     }
@@ -582,6 +592,24 @@ public final class HTTP2Dissector: Dissector {
 
     // MARK: End
 
+    /// Streams idle (capture time) longer than the timeout are emitted, flagged `timedOut`.
+    public func tick(nowNs: Int64) {
+        guard nowNs - lastSweepNs >= 1_000_000_000 else { return }
+        lastSweepNs = nowNs
+        expired.removeAll(keepingCapacity: true)
+        for s in streams.values {
+            let last = max(s.request.lastTs, s.response.lastTs)
+            if last != 0, nowNs - last > limits.streamTimeoutNs { expired.append(s) }
+        }
+        expired.sort { $0.id < $1.id }
+        for s in expired {
+            s.flags.insert(.timedOut)
+            finish(s)
+        }
+        expired.removeAll(keepingCapacity: true)
+    }
+
+    /// The connection ends: every stream still open is emitted as it is.
     public func close(reason: CloseReason) {
         for id in streams.keys.sorted() {
             guard let s = streams[id] else { continue }
@@ -589,6 +617,7 @@ public final class HTTP2Dissector: Dissector {
         }
     }
 
+    /// No more bytes in one direction: a frame cut there is noted on its stream.
     public func endOfStream(direction: Direction) {
         let st = direction == .clientToServer ? client : server
         if st.inData || st.blockActive {

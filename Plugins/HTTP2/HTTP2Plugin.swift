@@ -32,6 +32,8 @@ public struct HTTP2Limits: Sendable {
     public var maxGRPCStoreBytes = 256 << 10
     /// Most gRPC messages listed per stream direction (the rest are counted).
     public var maxMessages = 128
+    /// A stream idle this long (capture time) is emitted, flagged timed out.
+    public var streamTimeoutNs: Int64 = 60_000_000_000
     /// Longest HTTP/1.1 head of an upgrade exchange.
     public var maxHTTP1HeadBytes = 16 << 10
 
