@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "ksplugin-redis", type: .dynamic, targets: ["RedisPlugin"]),
         .library(name: "ksplugin-amqp", type: .dynamic, targets: ["AMQPPlugin"]),
         .library(name: "ksplugin-kafka", type: .dynamic, targets: ["KafkaPlugin"]),
+        .library(name: "ksplugin-http2", type: .dynamic, targets: ["HTTP2PluginExport"]),
         .executable(name: "ks-plugin-fuzzer", targets: ["PluginFuzzer"]),
     ],
     dependencies: [
@@ -90,6 +91,9 @@ let package = Package(
         .target(name: "RedisPlugin", dependencies: ["PluginKit"], path: "Plugins/Redis", swiftSettings: hotPath),
         .target(name: "AMQPPlugin", dependencies: ["PluginKit"], path: "Plugins/AMQP", swiftSettings: hotPath),
         .target(name: "KafkaPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/Kafka", swiftSettings: hotPath),
+        .target(name: "HTTP2Plugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/HTTP2", swiftSettings: hotPath),
+        // The plugin's ks_plugin_v1, apart so tests can link HTTP2Plugin beside HTTPPlugin.
+        .target(name: "HTTP2PluginExport", dependencies: ["HTTP2Plugin"], path: "Plugins/HTTP2Export", swiftSettings: hotPath),
 
         // Fuzzing: libFuzzer target (with -DKS_FUZZ) or input replayer.
         .executableTarget(name: "PluginFuzzer", dependencies: ["Host"], path: "Fuzz/PluginFuzzer"),
@@ -104,6 +108,7 @@ let package = Package(
         .testTarget(name: "RedisPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/RedisPluginTests"),
         .testTarget(name: "AMQPPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/AMQPPluginTests"),
         .testTarget(name: "KafkaPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/KafkaPluginTests"),
+        .testTarget(name: "HTTP2PluginTests", dependencies: ["TestKit", "Host", "HTTP2Plugin"], path: "Tests/HTTP2PluginTests"),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "Host"], path: "Tests/CLITests"),
         .testTarget(
             name: "WorkerTests",
