@@ -64,6 +64,11 @@ start_worker() {  # $1 = data dir; sets WORKER and PORTURL
   done
 }
 
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# CPU seconds of a command, from /usr/bin/time.
+timed_cpu() { /usr/bin/time -f '%U %S' -o "$WORK/cpu" "$@"; awk '{printf "%.3f", $1 + $2}' "$WORK/cpu"; }
+
 stop_worker() { kill -TERM "$WORKER" 2>/dev/null; wait "$WORKER" 2>/dev/null || true; WORKER=; }
 
 # --- 1. ring write throughput ------------------------------------------------
@@ -81,10 +86,11 @@ for _ in $(seq "$RUNS"); do
     sleep 0.02
   done
   t1=$(now)
+  ring_cpu=$(cpu_of "$WORKER")
   ring_stats=$s
   stop_worker
   best_ring=$(echo "if ($t1 - $t0 < $best_ring) $t1 - $t0 else $best_ring" | bc -l)
-  t0=$(now); tcpdump -r "$PCAP" -w "$WORK/tcpdump.pcap" 2>/dev/null; t1=$(now)
+  t0=$(now); tcpdump_cpu=$(timed_cpu tcpdump -r "$PCAP" -w "$WORK/tcpdump.pcap" 2>/dev/null); t1=$(now)
   rm -f "$WORK/tcpdump.pcap"
   best_tcpdump=$(echo "if ($t1 - $t0 < $best_tcpdump) $t1 - $t0 else $best_tcpdump" | bc -l)
 done
@@ -96,11 +102,13 @@ usage=$(echo "$ring_stats" | stat_field "['ring']['usageBytes']")
 start_worker "$WORK/w2"
 until [[ $(curl -s "$PORTURL/api/stats" | stat_field "['capture']['running']" 2>/dev/null) == False ]]; do sleep 0.05; done
 sleep 0.3
+cpu0=$(cpu_of "$WORKER")
 t0=$(now)
 /usr/bin/python3 "$ROOT/Tests/WorkerTests/ws_client.py" "$PORTURL" --query "$SESSION_QUERY" --idle 600 >"$WORK/ws1.out" 2>&1 &
 CLIENTS+=($!)
 until [[ $(curl -s "$PORTURL/api/sessions" | python3 -c "import json,sys; s=json.load(sys.stdin); print(bool(s) and all(x['caughtUp'] for x in s))") == True ]]; do sleep 0.02; done
 t1=$(now)
+session_cpu=$(echo "$(cpu_of "$WORKER") - $cpu0" | bc -l)
 session_secs=$(echo "$t1 - $t0" | bc -l)
 session_entries=$(curl -s "$PORTURL/api/sessions" | stat_field "[0]['entriesMatched']")
 # Two more sessions over the same ring, then the worker's peak RSS.
@@ -116,7 +124,8 @@ CLIENTS=()
 stop_worker
 best_offline=999999
 for _ in $(seq "$RUNS"); do
-  t0=$(now); offline_entries=$("$KUBESHARK" dissect "$PCAP" --filter "$SESSION_QUERY" | wc -l); t1=$(now)
+  t0=$(now); /usr/bin/time -f '%U %S' -o "$WORK/cpu" "$KUBESHARK" dissect "$PCAP" --filter "$SESSION_QUERY" > "$WORK/offline.out"; t1=$(now)
+  offline_entries=$(wc -l < "$WORK/offline.out"); offline_cpu=$(awk '{printf "%.3f", $1 + $2}' "$WORK/cpu")
   best_offline=$(echo "if ($t1 - $t0 < $best_offline) $t1 - $t0 else $best_offline" | bc -l)
 done
 
@@ -146,7 +155,9 @@ printf '%-44s %10.2f %12.0f %10s %8s\n' "KFL: kubeshark filter (entries/s)" "$be
   "$(echo "$entries / $best_kfl" | bc -l)" "-" "$(printf '%.2fx' "$(echo "$best_jq / $best_kfl" | bc -l)")"
 printf '%-44s %10.2f %12.0f %10s %8s\n' "  peer: jq -c 'select(...)' (entries/s)" "$best_jq" \
   "$(echo "$entries / $best_jq" | bc -l)" "-" "1.00x"
-printf '\nring: %d packets written, %d dropped (queue full), %.1f MiB on disk\n' "$written" "$dropped" "$(echo "$usage / 1048576" | bc -l)"
+printf '\nCPU seconds (robust to a busy machine): ring write %.2f vs tcpdump %.2f (%.2fx); session %.2f vs offline dissect %.2f (%.2fx)\n' \
+  "$ring_cpu" "$tcpdump_cpu" "$(echo "$tcpdump_cpu / $ring_cpu" | bc -l)" "$session_cpu" "$offline_cpu" "$(echo "$offline_cpu / $session_cpu" | bc -l)"
+printf 'ring: %d packets written, %d dropped (queue full), %.1f MiB on disk\n' "$written" "$dropped" "$(echo "$usage / 1048576" | bc -l)"
 printf 'session: %s entries matched (offline: %s); KFL matched %s, jq %s, of %s entries\n' \
   "$session_entries" "$offline_entries" "$kfl_n" "$jq_n" "$entries"
 printf 'worker peak RSS with 3 sessions over the full ring: %.1f MiB\n' "$(echo "$rss_kib / 1024" | bc -l)"

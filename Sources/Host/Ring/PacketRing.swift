@@ -142,8 +142,12 @@ public final class PacketRing: @unchecked Sendable {
         let length = min(packet.data.count, PcapFormat.maxRecordLength)
         lock.locked {
             while !stopping {
+                let before = filling.count
                 if filling.append(packet, capturedLength: length) {
-                    if filling.count >= filling.capacity / 2 { lock.broadcast() }
+                    // Wake the writer once, when the buffer crosses half full (a
+                    // wake-up per packet costs a futex call each).
+                    let half = filling.capacity / 2
+                    if before < half && filling.count >= half { lock.broadcast() }
                     return
                 }
                 lock.broadcast()
@@ -309,8 +313,8 @@ public final class PacketRing: @unchecked Sendable {
     private func flushRun(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) {
         guard !range.isEmpty else { return }
         let run = UnsafeRawBufferPointer(rebasing: bytes[range])
-        let records = RecordBuffer.count(run)
         guard activeFD >= 0, var index = lock.locked({ active }) else {
+            let records = RecordBuffer.count(run)
             lock.locked { stats.droppedDiskError &+= UInt64(records) }
             return
         }
@@ -326,7 +330,7 @@ public final class PacketRing: @unchecked Sendable {
             }
             _ = ftruncate(activeFD, off_t(index.fileBytes) + off_t(boundary))
             accepted = UnsafeRawBufferPointer(rebasing: run[0..<boundary])
-            let lost = records - RecordBuffer.count(accepted)
+            let lost = RecordBuffer.count(run) - RecordBuffer.count(accepted)
             lock.locked { stats.droppedDiskError &+= UInt64(lost) }
             if !diskErrorLogged {
                 logger.error("ring: cannot write segment \(index.sequence): \(failure); packets are dropped and counted until the disk accepts them")
