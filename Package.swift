@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["TestKit", "Host"], path: "Tests/CLITests"),
         .testTarget(
             name: "WorkerTests",
-            dependencies: ["TestKit", "Host"],
+            dependencies: ["TestKit", "Host", "Worker"],
             path: "Tests/WorkerTests",
             exclude: ["ws_client.py"]
         ),

@@ -31,6 +31,8 @@ public final class WorkerService: Sendable {
     let plugins: [LoadedPlugin]
     let macros: [String: String]
     let logger: Logger
+    /// Pod names for entries' endpoints (set by `kubeshark tap`'s pod discovery).
+    public let endpointNames = EndpointNames()
     private let sessions = Mutex<[String: ClientSession]>([:])
     private let nextSession = Atomic<Int>(1)
     private let startedNs = monotonicNanoseconds()
@@ -79,7 +81,8 @@ public final class WorkerService: Sendable {
         do {
             ringSession = try RingSession(
                 id: id, ring: ring, plugins: plugins, query: compiled, fromNs: fromNs,
-                storeDirectory: configuration.dataDirectory + "/sessions/" + id, sink: sink, nowMs: wallClockMs)
+                storeDirectory: configuration.dataDirectory + "/sessions/" + id, sink: sink, names: endpointNames,
+                nowMs: wallClockMs)
         } catch {
             throw .storage(error.description)
         }

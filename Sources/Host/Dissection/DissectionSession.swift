@@ -19,6 +19,8 @@ public struct SessionConfiguration: Sendable {
     /// running side by side get disjoint ids (entry ids embed them).
     public var firstFlowID: UInt64 = 1
     public var flowIDStride: UInt64 = 1
+    /// Pod names written into entries' `src` and `dst`.
+    public var endpointNames: EndpointNames?
     public init() {}
 }
 
@@ -64,7 +66,7 @@ public final class DissectionSession {
     public init(plugins: [LoadedPlugin], sink: EntrySink, configuration: SessionConfiguration = SessionConfiguration()) {
         self.plugins = plugins
         self.configuration = configuration
-        emitter = EntryEmitter(sink: sink)
+        emitter = EntryEmitter(sink: sink, names: configuration.endpointNames)
         budget = ReassemblyBudget(
             totalLimitBytes: configuration.reassemblyTotalBytes,
             perDirectionLimitBytes: configuration.reassemblyPerDirectionBytes)

@@ -2,12 +2,19 @@ import PluginAPI
 
 /// Text forms of flow endpoints for entries and tables.
 enum EndpointFormatter {
-    /// Appends `{"ip":"…","port":N}`. Names and namespaces are added by the cluster layer when known.
-    static func json(_ e: ks_endpoint, into w: inout JSONWriter) {
+    /// Appends `{"ip":"…","port":N}`, with `"name"` and `"namespace"` when
+    /// `names` knows the address (a pod).
+    static func json(_ e: ks_endpoint, names: EndpointNames? = nil, into w: inout JSONWriter) {
         w.raw("{\"ip\":\"")
         address(e, into: &w)
         w.raw("\",\"port\":")
         w.uint(UInt64(e.port))
+        if let known = names?.name(of: e) {
+            w.raw(",\"name\":")
+            w.string(known.name)
+            w.raw(",\"namespace\":")
+            w.string(known.namespace)
+        }
         w.raw(UInt8(ascii: "}"))
     }
 

@@ -57,8 +57,12 @@ final class EntryEmitter {
     private(set) var entriesEmitted = 0
     private(set) var entriesRefused = 0
 
-    init(sink: EntrySink, maxEntryBytes: Int = 8 << 20) {
+    /// Pod names for `src` and `dst`, when known.
+    let names: EndpointNames?
+
+    init(sink: EntrySink, maxEntryBytes: Int = 8 << 20, names: EndpointNames? = nil) {
         self.sink = sink
+        self.names = names
         self.maxEntryBytes = maxEntryBytes
         stack = ContainerStack(capacity: maxDepth)
         textFields.reserveCapacity(512)
@@ -260,9 +264,9 @@ final class EntryEmitter {
         writer.raw(",\"protocol\":")
         writer.raw(stream.plugin.protocolJSON[Int(info.protocol_index)])
         writer.raw(",\"tls\":false,\"src\":")
-        EndpointFormatter.json(stream.flow.client, into: &writer)
+        EndpointFormatter.json(stream.flow.client, names: names, into: &writer)
         writer.raw(",\"dst\":")
-        EndpointFormatter.json(stream.flow.server, into: &writer)
+        EndpointFormatter.json(stream.flow.server, names: names, into: &writer)
         let start = info.request_ts_ns != 0 ? info.request_ts_ns : info.response_ts_ns
         writer.raw(",\"timestamp\":")
         writer.int(start / 1_000_000)

@@ -34,16 +34,20 @@ public final class RingSession: @unchecked Sendable {
     ///   - fromNs: start at this capture time instead of the oldest packet.
     ///   - storeDirectory: where the session keeps retained packets (its own directory).
     ///   - sink: receives matching entries, on the session's thread.
+    ///   - names: pod names for the entries' endpoints.
     ///   - nowMs: the clock for KFL's `now()`.
     public init(id: String, ring: PacketRing, plugins: [LoadedPlugin], query: KFLQuery?, fromNs: Int64? = nil,
-                storeDirectory: String, sink: EntrySink, nowMs: @escaping () -> Int64) throws(RingError) {
+                storeDirectory: String, sink: EntrySink, names: EndpointNames? = nil,
+                nowMs: @escaping () -> Int64) throws(RingError) {
         self.id = id
         self.ring = ring
         retention = try RetentionStore(directory: storeDirectory, linkType: ring.configuration.linkType)
         let retaining = RetainingSink(next: sink, store: retention)
         self.retaining = retaining
         let filtered: EntrySink = query.map { KFLFilterSink(query: $0, next: retaining, nowMs: nowMs) } ?? retaining
-        dissection = DissectionSession(plugins: plugins, sink: filtered)
+        var configuration = SessionConfiguration()
+        configuration.endpointNames = names
+        dissection = DissectionSession(plugins: plugins, sink: filtered, configuration: configuration)
         reader = RingReader(catalogue: ring, fromNs: fromNs, follow: true)
     }
 
