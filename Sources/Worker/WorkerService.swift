@@ -27,7 +27,8 @@ public struct WorkerConfiguration: Sendable {
 public final class WorkerService: Sendable {
     public let configuration: WorkerConfiguration
     public let ring: PacketRing
-    let capture: CaptureLoop
+    private let captureState = Mutex(CaptureState())
+    private let pods = Mutex<[LocalPod]>([])
     let plugins: [LoadedPlugin]
     let macros: [String: String]
     let logger: Logger
@@ -37,20 +38,57 @@ public final class WorkerService: Sendable {
     private let nextSession = Atomic<Int>(1)
     private let startedNs = monotonicNanoseconds()
 
+    private struct CaptureState {
+        var current: CaptureLoop?
+        /// Counters of the backends replaced so far (pods came and went).
+        var retired = CaptureStatistics()
+    }
+
     /// Opens the ring and starts capturing from `backend` into it.
     /// - Parameter plugins: started plugins, shared by every session.
-    public init(configuration: WorkerConfiguration, backend: CaptureBackend, plugins: [LoadedPlugin],
+    public convenience init(configuration: WorkerConfiguration, backend: CaptureBackend, plugins: [LoadedPlugin],
+                            logger: Logger = Logger(label: "worker")) throws(RingError) {
+        try self.init(configuration: configuration, linkType: backend.linkType, plugins: plugins, logger: logger)
+        replaceCapture(with: backend)
+    }
+
+    /// Opens the ring for packets of `linkType`, without capturing yet (see `replaceCapture`).
+    public init(configuration: WorkerConfiguration, linkType: Int32, plugins: [LoadedPlugin],
                 logger: Logger = Logger(label: "worker")) throws(RingError) {
         self.configuration = configuration
         self.plugins = plugins
         self.logger = logger
         macros = KFLMacros.from(plugins: plugins)
-        var ringConfig = RingConfiguration(directory: configuration.dataDirectory + "/ring", linkType: backend.linkType,
+        var ringConfig = RingConfiguration(directory: configuration.dataDirectory + "/ring", linkType: linkType,
                                            storageLimit: configuration.storageLimit)
         ringConfig.flushIntervalNs = 50_000_000
         ring = try PacketRing(configuration: ringConfig, logger: logger)
-        capture = CaptureLoop(backend: backend, ring: ring)
-        capture.start()
+    }
+
+    /// Stops the current capture (every packet it read reaches the ring) and
+    /// starts capturing from `backend` (nil: capture nothing), into the same ring.
+    public func replaceCapture(with backend: CaptureBackend?) {
+        let old = captureState.withLock { s -> CaptureLoop? in
+            let old = s.current
+            s.current = nil
+            return old
+        }
+        if let old {
+            old.stop()
+            let stats = old.snapshot.statistics
+            captureState.withLock { $0.retired.add(stats) }
+            old.backend.close()
+        }
+        guard let backend else { return }
+        let loop = CaptureLoop(backend: backend, ring: ring)
+        captureState.withLock { $0.current = loop }
+        loop.start()
+    }
+
+    /// The pods this worker captures (shown by `/api/pods`).
+    public var targetedPods: [LocalPod] {
+        get { pods.withLock { $0 } }
+        set { pods.withLock { $0 = newValue } }
     }
 
     // MARK: Sessions
@@ -108,20 +146,25 @@ public final class WorkerService: Sendable {
 
     /// Capture runs (or a capture file was read whole) and the ring accepts packets.
     public var isReady: Bool {
+        guard let capture = captureState.withLock({ $0.current }) else { return false }
         let s = capture.snapshot
         return s.running || (s.ended && s.failure == nil && capture.backend.name == "pcap-file")
     }
     public var captureSnapshot: (statistics: CaptureStatistics, running: Bool, failure: String?) {
+        let (capture, retired) = captureState.withLock { ($0.current, $0.retired) }
+        guard let capture else { return (retired, false, nil) }
         let s = capture.snapshot
-        return (s.statistics, s.running, s.failure)
+        var total = retired
+        total.add(s.statistics)
+        return (total, s.running, s.failure)
     }
-    public var backendName: String { capture.backend.name }
+    public var backendName: String { captureState.withLock { $0.current?.backend.name } ?? "none" }
     public var uptimeSeconds: Double { Double(monotonicNanoseconds() - startedNs) / 1e9 }
 
     /// Stops capture, closes every session, and closes the ring (its last
     /// segment's index is written).
     public func shutdown() {
-        capture.stop()
+        replaceCapture(with: nil)
         for s in openSessions { closeSession(s.id, reason: "worker stopping") }
         ring.close()
     }

@@ -73,3 +73,14 @@ final class CaptureLoop: @unchecked Sendable {
         ring.sync()
     }
 }
+
+extension CaptureStatistics {
+    /// Adds another backend's counters (a capture replaced when pods changed).
+    mutating func add(_ other: CaptureStatistics) {
+        received &+= other.received
+        droppedByKernel &+= other.droppedByKernel
+        droppedByUs &+= other.droppedByUs
+        filtered &+= other.filtered
+        bytes &+= other.bytes
+    }
+}
