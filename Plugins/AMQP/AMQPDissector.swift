@@ -524,14 +524,7 @@ public final class AMQPDissector: Dissector {
             case .redacted: b.string(name, "[redacted]")
             case .str(let s): s.withUnsafeBytes { b.string(name, bytes: $0) }
             case .table(let t):
-                b.object(name) { b in
-                    var seen = Set<String>()
-                    for (k, x) in t {
-                        let name = k.isEmpty ? "(empty)" : String(decoding: k, as: UTF8.self)
-                        guard seen.insert(name).inserted else { continue }
-                        fieldText(x).withUnsafeBytes { b.string(dynamicKey: name, bytes: $0) }
-                    }
-                }
+                b.object(name) { b in writeTable(t, &b) }
             }
         }
     }

@@ -38,10 +38,11 @@ import Testing
         ])
         guard e.count == 15 else { return }
         #expect(e[0].response?.args?.str("response") == "[redacted]")
-        #expect(e[4].request?.args?.obj("arguments")?.str("x-max-length") == "100")
+        #expect(e[4].request?.args?.obj("arguments")?.int("x-max-length") == 100)
         let pub = e[7].request
         #expect(pub?.str("body") == "hello from pika")
         #expect(pub?.obj("properties")?.obj("headers")?.str("s") == "v")
+        #expect(pub?.obj("properties")?.obj("headers")?.int("n") == 1)
         #expect(e[8].flags == ["truncated"] && e[8].request?.int("bodySize") == 300_000)
         #expect(e[9].response?.method == "basic.get-ok" && e[9].response?.str("body") == "hello from pika")
         #expect(e[10].response?.int("bodySize") == 300_000)

@@ -42,6 +42,7 @@ extension Dictionary where Key == String, Value == Any {
     func str(_ k: String) -> String? { self[k] as? String }
     func int(_ k: String) -> Int? { (self[k] as? NSNumber)?.intValue }
     func bool(_ k: String) -> Bool? { (self[k] as? NSNumber)?.boolValue }
+    func double(_ k: String) -> Double? { (self[k] as? NSNumber)?.doubleValue }
     var flags: [String] { self["flags"] as? [String] ?? [] }
     var request: JSON? { obj("request") }
     var response: JSON? { obj("response") }
