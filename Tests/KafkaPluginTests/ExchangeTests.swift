@@ -207,6 +207,39 @@ import Testing
         #expect(req.method == "Heartbeat")
     }
 
+    /// A request unanswered for 60 s of capture time becomes a timed-out entry at the
+    /// next tick; its late response is still decoded (the API is remembered) and
+    /// requests still waiting are flushed unanswered at close.
+    @Test func unansweredRequestsTimeOutAndLateResponsesAreDecoded() throws {
+        let t0: Int64 = 1_700_000_000_000_000_000
+        let heartbeat = { (id: Int32) in request(key: 12, version: 0, correlation: id) { e in e.str("g"); e.i32(1); e.str("m") } }
+        let h = try makeHarness()
+        let raw = h.run(events: [
+            .data(c2s, heartbeat(1), timestampNs: t0),
+            .data(c2s, heartbeat(2), timestampNs: t0 + 30_000_000_000),
+            .tick(nowNs: t0 + 59_000_000_000),  // nothing old enough yet
+            .data(c2s, heartbeat(3), timestampNs: t0 + 59_500_000_000),
+            .data(s2c, response(correlation: 3) { e in e.i16(0) }, timestampNs: t0 + 59_600_000_000),
+            .tick(nowNs: t0 + 60_000_000_000),  // request 1 times out
+            .data(s2c, response(correlation: 1) { e in e.i16(27) }, timestampNs: t0 + 61_000_000_000),
+        ], serverPort: 9092)
+        let entries = raw.map(parseJSON)
+        try #require(entries.count == 4, "\(raw)")
+        // Request 3 answered in time.
+        #expect(entries[0].request?.int("correlationId") == 3 && entries[0].flags.isEmpty)
+        // Request 1: timed out, request only.
+        #expect(entries[1].request?.int("correlationId") == 1)
+        #expect(entries[1].flags.contains("timedOut") && entries[1].flags.contains("requestOnly"))
+        #expect(entries[1].response == nil)
+        // Its late response: decoded as a Heartbeat response, response only.
+        #expect(entries[2].method == "Heartbeat" && entries[2].flags == ["responseOnly"])
+        #expect(entries[2].str("statusText") == "REBALANCE_IN_PROGRESS")
+        #expect(entries[2].response?.int("errorCode") == 27)
+        // Request 2 never answered nor timed out: flushed at close.
+        #expect(entries[3].request?.int("correlationId") == 2)
+        #expect(entries[3].flags == ["requestOnly"])
+    }
+
     /// Every API key's request header is decoded, with the body decoded or named undecoded.
     @Test func everyApiKeyHeader() throws {
         let names = ["Produce", "Fetch", "ListOffsets", "Metadata"]
