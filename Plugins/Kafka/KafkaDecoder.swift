@@ -158,10 +158,12 @@ struct Reader {
     }
 }
 
+/// The bytes as a String when they are valid UTF-8 without control characters
+/// (tab, CR and LF allowed). Control characters are looked for in the bytes, before
+/// any String is made: UTF-8 never encodes other characters with bytes below 0x20.
 func printable(_ b: ArraySlice<UInt8>) -> String? {
-    guard let s = String(validating: b, as: UTF8.self) else { return nil }
-    for u in s.unicodeScalars where u.value < 0x20 && u != "\n" && u != "\r" && u != "\t" { return nil }
-    return s
+    for c in b where c < 0x20 && c != 0x0A && c != 0x0D && c != 0x09 { return nil }
+    return String(validating: b, as: UTF8.self)
 }
 
 /// A byte string as text when it is printable UTF-8, else as bytes; capped.
