@@ -3,8 +3,10 @@
 directory, epmd) on loopback, captures a pika session with tcpdump, stops
 everything by PID.
 
-usage: live_capture.py OUT.pcap
-Exit 77 when a tool is missing.
+usage: live_capture.py OUT.pcap [BIG_BODY_BYTES]
+Prints the broker's port. Exit 77 when a tool is missing. The committed
+Tests/Fixtures/amqp/pika-session.pcap was made with BIG_BODY_BYTES 20000
+(its port in Tests/Fixtures/amqp/port).
 """
 import os, subprocess, sys, time
 
@@ -12,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rabbit import Broker, Missing
 
 out = sys.argv[1]
+big_body = int(sys.argv[2]) if len(sys.argv) > 2 else 300000
 try:
     import pika
     broker = Broker()
@@ -19,6 +22,7 @@ except (ImportError, Missing):
     sys.exit(77)
 
 with broker as b:
+    print(b.port, flush=True)
     b.start(["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", out, "tcp", "port", str(b.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.5)
@@ -29,7 +33,7 @@ with broker as b:
     ch.queue_bind("ks-jobs", "ks-ex", routing_key="rk")
     ch.basic_publish("ks-ex", "rk", b"hello from pika",
                      pika.BasicProperties(content_type="text/plain", headers={"n": 1, "s": "v"}, delivery_mode=2))
-    ch.basic_publish("", "ks-jobs", b"x" * 300000)
+    ch.basic_publish("", "ks-jobs", b"x" * big_body)
     m = ch.basic_get("ks-jobs", auto_ack=True)
     m = ch.basic_get("ks-jobs", auto_ack=True)
     m = ch.basic_get("ks-jobs", auto_ack=True)
