@@ -30,13 +30,8 @@ import Testing
         let port = Int(try String(contentsOfFile: fixtures.appendingPathComponent("port").path, encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines))
         guard FileManager.default.isExecutableFile(atPath: Self.kubeshark) else { return }
-        let out = try Tools.run(Self.kubeshark, ["dissect", path, "--plugins", "amqp", "--output", "json"])
-        let e = out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? JSON }
-        #expect(e.map { $0.method ?? "" } == [
-            "connection.start", "connection.tune", "connection.open", "channel.open", "queue.declare",
-            "exchange.declare", "queue.bind", "basic.publish", "basic.publish", "basic.get", "basic.get", "basic.get",
-            "queue.delete", "channel.close", "connection.close",
-        ])
+        let e = try dissectWithKubeshark(path)
+        #expect(e.map { $0.method ?? "" } == liveSessionMethods)
         let headers = e.first { $0.str("summary") == "ks-ex/rk" }?.request?.obj("properties")?.obj("headers")
         #expect(headers?.int("n") == 1 && headers?.str("s") == "v")
         try compareWithTshark(path, port: port)

@@ -29,13 +29,8 @@ import Testing
         }
         #expect(p.terminationStatus == 0)
         guard p.terminationStatus == 0 else { return }
-        let out = try Tools.run(CorpusTests.kubeshark, ["dissect", pcap, "--plugins", "amqp", "--output", "json"])
-        let e = out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? JSON }
-        #expect(e.map { $0.method ?? "" } == [
-            "connection.start", "connection.tune", "connection.open", "channel.open", "queue.declare",
-            "exchange.declare", "queue.bind", "basic.publish", "basic.publish", "basic.get", "basic.get", "basic.get",
-            "queue.delete", "channel.close", "connection.close",
-        ])
+        let e = try dissectWithKubeshark(pcap)
+        #expect(e.map { $0.method ?? "" } == liveSessionMethods)
         guard e.count == 15 else { return }
         #expect(e[0].response?.args?.str("response") == "[redacted]")
         #expect(e[4].request?.args?.obj("arguments")?.int("x-max-length") == 100)

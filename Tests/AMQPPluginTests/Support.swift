@@ -204,3 +204,18 @@ enum Tools {
         try TestProcess.run(executable, arguments).stdout
     }
 }
+
+// MARK: Recorded sessions
+
+/// The methods of Tests/Fixtures/amqp/live_capture.py's session, in order.
+let liveSessionMethods = [
+    "connection.start", "connection.tune", "connection.open", "channel.open", "queue.declare",
+    "exchange.declare", "queue.bind", "basic.publish", "basic.publish", "basic.get", "basic.get", "basic.get",
+    "queue.delete", "channel.close", "connection.close",
+]
+
+/// The entries the built `kubeshark dissect --plugins amqp` prints for a capture.
+func dissectWithKubeshark(_ path: String) throws -> [JSON] {
+    let out = try Tools.run(CorpusTests.kubeshark, ["dissect", path, "--plugins", "amqp", "--output", "json"])
+    return out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? JSON }
+}
