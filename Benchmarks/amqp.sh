@@ -38,6 +38,6 @@ if [[ $REUSE == 1 && -s $PCAP ]]; then bench_log "reusing $PCAP"; else bench_log
 PORT=$(head -n 1 "$OUT/amqp-port")
 cat "$PCAP" > /dev/null
 TSHARK=(tshark -n -r "$PCAP" -d "tcp.port==$PORT,amqp" -Y amqp -T fields -e amqp.method.class -e amqp.method.method)
-measure tshark "${TSHARK[@]}"
+KEEP_STDOUT=1 measure tshark "${TSHARK[@]}"
 run_kubeshark amqp
-report "$("$KUBESHARK" dissect "$PCAP" --plugins amqp --output json | wc -l)" "$("${TSHARK[@]}" | wc -l)"
+report "$("$KUBESHARK" dissect "$PCAP" --plugins amqp --output json | wc -l)" "$(wc -l < "$OUT/stdout-$NAME-tshark.txt")"

@@ -49,6 +49,6 @@ if [[ $REUSE == 1 && -s $PCAP ]]; then bench_log "reusing $PCAP"; else bench_log
 [[ ${RECORD_ONLY:-0} == 1 ]] && exit 0
 cat "$PCAP" > /dev/null
 TSHARK=(tshark -n -r "$PCAP" -d "udp.port==$PORT,dns" -Y dns -T fields -e dns.id -e dns.qry.name -e dns.flags.rcode)
-measure tshark "${TSHARK[@]}"
+KEEP_STDOUT=1 measure tshark "${TSHARK[@]}"
 run_kubeshark dns
-report "$("$KUBESHARK" dissect "$PCAP" --plugins dns --output json | wc -l)" "$("${TSHARK[@]}" | wc -l)"
+report "$("$KUBESHARK" dissect "$PCAP" --plugins dns --output json | wc -l)" "$(wc -l < "$OUT/stdout-$NAME-tshark.txt")"

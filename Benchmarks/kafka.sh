@@ -61,6 +61,6 @@ if [[ $REUSE == 1 && -s $PCAP ]]; then bench_log "reusing $PCAP"; else bench_log
 PORT=$(cat "$OUT/kafka-port")
 cat "$PCAP" > /dev/null
 TSHARK=(tshark -n -r "$PCAP" -d "tcp.port==$PORT,kafka" -Y kafka -T fields -e kafka.api_key -e kafka.correlation_id -e kafka.topic_name)
-measure tshark "${TSHARK[@]}"
+KEEP_STDOUT=1 measure tshark "${TSHARK[@]}"
 run_kubeshark kafka
-report "$("$KUBESHARK" dissect "$PCAP" --plugins kafka --output json | wc -l)" "$("${TSHARK[@]}" | wc -l)"
+report "$("$KUBESHARK" dissect "$PCAP" --plugins kafka --output json | wc -l)" "$(wc -l < "$OUT/stdout-$NAME-tshark.txt")"

@@ -8,13 +8,15 @@ declare -A SECS RSS
 
 bench_log() { echo "$NAME-bench: $*" >&2; }
 
-# measure TOOL CMD...: runs CMD RUNS times (stdout discarded) under /usr/bin/time,
-# keeps the fastest elapsed seconds and that run's peak RSS (KiB). Fails when CMD fails.
+# measure TOOL CMD...: runs CMD RUNS times under /usr/bin/time, keeps the fastest
+# elapsed seconds and that run's peak RSS (KiB). Fails when CMD fails. Stdout is
+# discarded, or kept in $OUT/stdout-$NAME-TOOL.txt when KEEP_STDOUT=1 (to count it).
 measure() {
   local tool=$1; shift
-  local best="" rss="" s r
+  local best="" rss="" s r sink=/dev/null
+  [[ ${KEEP_STDOUT:-0} == 1 ]] && sink="$OUT/stdout-$NAME-$tool.txt"
   for _ in $(seq "$RUNS"); do
-    if ! /usr/bin/time -f '%e %M' -o "$OUT/time-$NAME-$tool.txt" "$@" > /dev/null 2>"$OUT/stderr-$NAME-$tool.txt"; then
+    if ! /usr/bin/time -f '%e %M' -o "$OUT/time-$NAME-$tool.txt" "$@" > "$sink" 2>"$OUT/stderr-$NAME-$tool.txt"; then
       bench_log "$tool failed: $(tail -n 3 "$OUT/stderr-$NAME-$tool.txt")"
       return 1
     fi

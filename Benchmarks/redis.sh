@@ -43,6 +43,6 @@ if [[ $REUSE == 1 && -s $PCAP ]]; then bench_log "reusing $PCAP"; else bench_log
 [[ ${RECORD_ONLY:-0} == 1 ]] && exit 0
 cat "$PCAP" > /dev/null
 TSHARK=(tshark -n -r "$PCAP" -d "tcp.port==$PORT,resp" -Y resp -T fields -e resp.bulk_string.value)
-measure tshark "${TSHARK[@]}"
+KEEP_STDOUT=1 measure tshark "${TSHARK[@]}"
 run_kubeshark redis
-report "$("$KUBESHARK" dissect "$PCAP" --plugins redis --output json | wc -l)" "$("${TSHARK[@]}" | wc -l)"
+report "$("$KUBESHARK" dissect "$PCAP" --plugins redis --output json | wc -l)" "$(wc -l < "$OUT/stdout-$NAME-tshark.txt")"
