@@ -107,6 +107,35 @@ import Testing
         }
     }
 
+    /// Keys and values are text when they are printable UTF-8 (multi-byte included),
+    /// base64 otherwise: control characters, bad continuations, overlong forms,
+    /// surrogates, code points past U+10FFFF and cut sequences.
+    @Test func recordValuesAreTextOnlyWhenPrintableUTF8() throws {
+        let text: [[UInt8]] = [Array("héllo ✓ 🚀\tline\r\n".utf8), Array("plain".utf8), []]
+        let binary: [[UInt8]] = [
+            [0x61, 0x01], [0xC3], [0xC3, 0x28], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80],
+            [0xF4, 0x90, 0x80, 0x80], [0xF0, 0x9F, 0x9A], [0xFF], [0x80],
+        ]
+        let values = text + binary
+        let recs = values.map { TestRecord(key: "k", value: nil, rawValue: $0) }
+        let batch = recordBatch(count: recs.count, payload: recordsBytes(recs))
+        let entries = try run([
+            (c2s, Self.produce(version: 3, correlation: 5, batch: batch)),
+            (s2c, Self.produceResponse(version: 3, correlation: 5)),
+        ])
+        let batches = entries.first?.request?.obj("payload")?.arr("topics")?.first?.arr("partitions")?.first?
+            .arr("records")
+        let records = batches?.first?.arr("records") ?? []
+        try #require(records.count == values.count, "\(entries)")
+        for (r, v) in zip(records, values) {
+            if text.contains(v) {
+                #expect(r.str("value") == String(decoding: v, as: UTF8.self), "\(v)")
+            } else {
+                #expect(r.str("value") == Data(v).base64EncodedString(), "\(v) should be base64")
+            }
+        }
+    }
+
     @Test(arguments: [Int16(3), 7, 9, 11])
     func produceRecordBatch(version: Int16) throws {
         let recs = [
