@@ -101,6 +101,7 @@ let package = Package(
         // Tests, and the helpers they share.
         .target(name: "TestKit", path: "Tests/TestKit"),
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], path: "Tests/PluginAPITests"),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PluginAPI"], path: "Tests/PluginKitTests"),
         .testTarget(name: "HostTests", dependencies: ["TestKit", "Host", "PluginAPI"], path: "Tests/HostTests"),
         .testTarget(name: "HTTPPluginTests", dependencies: ["TestKit", "Host", "HTTPPlugin"], path: "Tests/HTTPPluginTests"),
         .testTarget(name: "GraphQLTests", dependencies: ["TestKit", "GraphQLSupport"], path: "Tests/GraphQLTests"),

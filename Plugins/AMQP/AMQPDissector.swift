@@ -35,12 +35,13 @@ struct Message {
     /// basic.get answered by this get-ok.
     var request: [Message] = []
 
-    func arg(_ name: String) -> ArgValue? {
-        for (k, v) in args where k.description == name { return v }
+    /// The argument named `name` (compared as bytes: no String is made per key).
+    func arg(_ name: StaticString) -> ArgValue? {
+        for (k, v) in args where k.withUTF8Buffer({ a in name.withUTF8Buffer { a.elementsEqual($0) } }) { return v }
         return nil
     }
 
-    func text(_ name: String) -> String? {
+    func text(_ name: StaticString) -> String? {
         if case .str(let s)? = arg(name) { return String(decoding: s, as: UTF8.self) }
         return nil
     }
@@ -449,8 +450,8 @@ public final class AMQPDissector: Dissector {
         var flags = flags
         var status: Int32 = 0
         var statusText = statusText
-        for m in [request, response] {
-            guard let m else { continue }
+        // (Not a loop over [request, response]: that array would copy both messages.)
+        func note(_ m: Message) {
             if m.problem != nil { flags.insert(.malformed) }
             if m.truncated { flags.insert(.truncated) }
             if case .uint(let code)? = m.arg("replyCode") {
@@ -458,6 +459,8 @@ public final class AMQPDissector: Dissector {
                 statusText = m.text("replyText")
             }
         }
+        if let request { note(request) }
+        if let response { note(response) }
         if response?.name == "basic.get-empty" { statusText = "empty" }
         let summary = EntrySummary(
             flags: flags, status: status,
@@ -471,19 +474,22 @@ public final class AMQPDissector: Dissector {
     }
 
     func summaryText(_ request: Message?, _ response: Message?) -> String? {
-        for m in [request, response] {
-            guard let m else { continue }
-            if let q = m.text("queue"), !q.isEmpty { return q }
-            if let ex = m.text("exchange") {
-                let rk = m.text("routingKey") ?? ""
-                if !ex.isEmpty || !rk.isEmpty { return rk.isEmpty ? ex : ex.isEmpty ? rk : "\(ex)/\(rk)" }
-            }
-            if let s = m.text("source"), let dst = m.text("destination") { return "\(s) → \(dst)" }
-            if let v = m.text("virtualHost") { return v }
-            if let t = m.text("consumerTag") { return t }
-            if let p = m.problem { return p }
-        }
+        if let request, let s = summaryText(request) { return s }
+        if let response { return summaryText(response) }
         return nil
+    }
+
+    /// The queue, exchange/routing key, binding, virtual host or consumer tag of one method.
+    private func summaryText(_ m: Message) -> String? {
+        if let q = m.text("queue"), !q.isEmpty { return q }
+        if let ex = m.text("exchange") {
+            let rk = m.text("routingKey") ?? ""
+            if !ex.isEmpty || !rk.isEmpty { return rk.isEmpty ? ex : ex.isEmpty ? rk : "\(ex)/\(rk)" }
+        }
+        if let s = m.text("source"), let dst = m.text("destination") { return "\(s) → \(dst)" }
+        if let v = m.text("virtualHost") { return v }
+        if let t = m.text("consumerTag") { return t }
+        return m.problem
     }
 
     func write(_ m: Message, key: StaticString, _ b: inout EntryBuilder) {
@@ -524,14 +530,7 @@ public final class AMQPDissector: Dissector {
             case .redacted: b.string(name, "[redacted]")
             case .str(let s): s.withUnsafeBytes { b.string(name, bytes: $0) }
             case .table(let t):
-                b.object(name) { b in
-                    var seen = Set<String>()
-                    for (k, x) in t {
-                        let name = k.isEmpty ? "(empty)" : String(decoding: k, as: UTF8.self)
-                        guard seen.insert(name).inserted else { continue }
-                        fieldText(x).withUnsafeBytes { b.string(dynamicKey: name, bytes: $0) }
-                    }
-                }
+                b.object(name) { b in writeTable(t, &b) }
             }
         }
     }

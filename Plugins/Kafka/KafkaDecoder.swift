@@ -14,6 +14,9 @@ indirect enum KValue {
     case null
     case obj([(StaticString, KValue)])
     case arr([KValue])
+    /// A byte string kept as a range of the message (or inflated batch) it came from:
+    /// shown as text when it is printable UTF-8, else as base64. No copy, no String.
+    case span([UInt8], Range<Int>)
 
     func write(_ key: StaticString?, _ b: inout EntryBuilder) {
         switch self {
@@ -26,6 +29,11 @@ indirect enum KValue {
             b.object(key) { o in for (k, v) in fields { v.write(k, &o) } }
         case .arr(let items):
             b.array(key) { a in for v in items { v.write(nil, &a) } }
+        case .span(let bytes, let range):
+            bytes.withUnsafeBytes { all in
+                let v = UnsafeRawBufferPointer(rebasing: all[range])
+                if isPrintableUTF8(v) { b.string(key, bytes: v) } else { b.bytes(key, v) }
+            }
         }
     }
 }
@@ -158,17 +166,44 @@ struct Reader {
     }
 }
 
-func printable(_ b: ArraySlice<UInt8>) -> String? {
-    guard let s = String(validating: b, as: UTF8.self) else { return nil }
-    for u in s.unicodeScalars where u.value < 0x20 && u != "\n" && u != "\r" && u != "\t" { return nil }
-    return s
+/// A byte string (capped) to be shown as text when it is printable UTF-8, else as bytes.
+func shownBytes(_ b: [UInt8], _ r: Range<Int>) -> KValue {
+    .span(b, r.lowerBound..<min(r.upperBound, r.lowerBound + KafkaLimits.maxBytesShown))
 }
 
-/// A byte string as text when it is printable UTF-8, else as bytes; capped.
-func shownBytes(_ b: [UInt8], _ r: Range<Int>) -> KValue {
-    let cut = r.lowerBound..<min(r.upperBound, r.lowerBound + KafkaLimits.maxBytesShown)
-    if let s = printable(b[cut]) { return .str(s) }
-    return .bytes(Array(b[cut]))
+/// Valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF) without control
+/// characters other than tab, CR and LF: what `printable` accepts, checked on the bytes.
+func isPrintableUTF8(_ b: UnsafeRawBufferPointer) -> Bool {
+    var i = 0
+    let n = b.count
+    while i < n {
+        let c = b[i]
+        if c < 0x80 {
+            if c < 0x20 && c != 0x0A && c != 0x0D && c != 0x09 { return false }
+            i += 1
+            continue
+        }
+        let length: Int
+        var lower: UInt8 = 0x80, upper: UInt8 = 0xBF  // bounds of the second byte
+        switch c {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; lower = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; upper = 0x9F
+        case 0xF0: length = 4; lower = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; upper = 0x8F
+        default: return false
+        }
+        guard i + length <= n, b[i + 1] >= lower, b[i + 1] <= upper else { return false }
+        var k = 2
+        while k < length {
+            guard b[i + k] & 0xC0 == 0x80 else { return false }
+            k += 1
+        }
+        i += length
+    }
+    return true
 }
 
 /// Decodes a body by schema, collecting topics and error codes.

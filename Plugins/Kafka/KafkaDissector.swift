@@ -34,6 +34,14 @@ struct KafkaResponse {
     var ts: Int64
     var flags: EntryFlags = []
     var problem: String?
+    /// The API of the request this answers when that request had already timed out.
+    var lateForApiKey: Int16?
+}
+
+/// What is kept of a request that timed out: enough to decode a late response.
+struct ExpiredRequest {
+    var apiKey: Int16
+    var version: Int16
 }
 
 public final class KafkaDissector: Dissector {
@@ -45,6 +53,12 @@ public final class KafkaDissector: Dissector {
     static let maxPending = 1024
     /// Most message bytes (an estimate of the kept trees) waiting for a response.
     static let maxPendingBytes = 32 << 20
+    /// A request without a response for this long (capture time) becomes a timed-out entry.
+    /// Long enough for Fetch long polls and JoinGroup rebalances of default clients.
+    static let requestTimeoutNs: Int64 = 60_000_000_000
+
+    /// Requests that timed out, by correlation id, until their response comes (bounded by maxPending).
+    var expired: [Int32: ExpiredRequest] = [:]
 
     let host: StreamHost
     var pending: [Int32: KafkaRequest] = [:]
@@ -104,6 +118,27 @@ public final class KafkaDissector: Dissector {
         false
     }
 
+    /// Emits the requests waiting longer than `requestTimeoutNs`, oldest first, and
+    /// remembers their API so that a late response is still decoded.
+    public func tick(nowNs: Int64) {
+        while orderHead < order.count {
+            let id = order[orderHead]
+            guard let waiting = pending[id] else {
+                orderHead += 1  // answered already
+                continue
+            }
+            guard nowNs - waiting.ts >= Self.requestTimeoutNs else { break }
+            orderHead += 1
+            guard var r = take(id) else { continue }
+            if expired.count >= Self.maxPending { expired.removeAll(keepingCapacity: true) }
+            expired[id] = ExpiredRequest(apiKey: r.apiKey, version: r.version)
+            r.flags.formUnion([.requestOnly, .timedOut])
+            host.count("kafka.timed_out")
+            emit(r, nil)
+        }
+        compactOrder()
+    }
+
     public func close(reason: CloseReason) {
         while orderHead < order.count {
             let id = order[orderHead]
@@ -116,6 +151,7 @@ public final class KafkaDissector: Dissector {
         }
         order.removeAll()
         orderHead = 0
+        expired.removeAll()
     }
 
     // MARK: Requests
@@ -229,26 +265,33 @@ public final class KafkaDissector: Dissector {
         let correlationId = r.i32()
         var resp = KafkaResponse(correlationId: correlationId, size: UInt64(size + 4), ts: ts)
         if truncated { resp.flags.insert(.truncated) }
-        guard let req = take(correlationId) else {
+        let req = take(correlationId)
+        let late = req == nil ? expired.removeValue(forKey: correlationId) : nil
+        guard let api = req.map({ ExpiredRequest(apiKey: $0.apiKey, version: $0.version) }) ?? late else {
             resp.flags.insert(.responseOnly)
             resp.note = "no request with this correlation id"
             emit(nil, resp)
             return
         }
-        // Response header v1 has tagged fields; ApiVersions keeps header v0.
-        if isFlexible(apiKey: req.apiKey, version: req.version) {
-            r.flexible = true
-            if req.apiKey != 18 { r.taggedFields() }
+        if late != nil {
+            resp.flags.insert(.responseOnly)
+            resp.lateForApiKey = api.apiKey
+            resp.note = "the request timed out before this response"
         }
-        var version = req.version
+        // Response header v1 has tagged fields; ApiVersions keeps header v0.
+        if isFlexible(apiKey: api.apiKey, version: api.version) {
+            r.flexible = true
+            if api.apiKey != 18 { r.taggedFields() }
+        }
+        var version = api.version
         // A broker refusing the ApiVersions version (UNSUPPORTED_VERSION) answers with a v0 body
         // (Apache Kafka); other servers vary (librdkafka's mock), so a failed decode is not flagged.
-        let refusedApiVersions = req.apiKey == 18 && msg.count >= 6 && msg[4] == 0 && msg[5] == 35
+        let refusedApiVersions = api.apiKey == 18 && msg.count >= 6 && msg[4] == 0 && msg[5] == 35
         if refusedApiVersions {
             version = 0
             r.flexible = false
         }
-        if let schema = responseSchemas[req.apiKey], let maxV = decodedMaxVersion[req.apiKey],
+        if let schema = responseSchemas[api.apiKey], let maxV = decodedMaxVersion[api.apiKey],
             version >= 0, version <= maxV
         {
             var d = BodyDecoder(reader: r, version: version)
@@ -267,7 +310,7 @@ public final class KafkaDissector: Dissector {
                     host.count("kafka.malformed")
                 }
             }
-        } else {
+        } else if late == nil {
             resp.note = "body not decoded for this API or version"
         }
         emit(req, resp)
@@ -291,7 +334,7 @@ public final class KafkaDissector: Dissector {
         let summary = EntrySummary(
             flags: flags, status: Int32(err), requestTimestampNs: req?.ts ?? resp?.ts ?? 0,
             responseTimestampNs: resp?.ts ?? 0, requestSize: req?.size ?? 0, responseSize: resp?.size ?? 0,
-            method: req.map { apiName($0.apiKey) } ?? "Response",
+            method: req.map { apiName($0.apiKey) } ?? resp?.lateForApiKey.map(apiName) ?? "Response",
             summary: topics.isEmpty ? nil : topics.joined(separator: ", "), statusText: statusText)
         host.emit(summary) { e in
             if let req {
@@ -313,7 +356,7 @@ public final class KafkaDissector: Dissector {
                 e.object("response") { o in
                     o.int("correlationId", Int64(resp.correlationId))
                     o.uint("size", resp.size)
-                    if req != nil {
+                    if req != nil || resp.lateForApiKey != nil {
                         o.int("errorCode", Int64(resp.firstError))
                         o.string("errorName", errorName(resp.firstError))
                     }

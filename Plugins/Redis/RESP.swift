@@ -1,81 +1,137 @@
 // RESP2/RESP3 values and a resumable, bounded reader.
 //
 // The reader consumes one token (a type line or a bulk body) at a time and
-// keeps the partially built tree between calls, so a message is never
-// buffered whole: bulk strings longer than the display cap are shown up to the
-// cap and the rest is discarded with KS_PARSE_SKIP.
+// keeps the partial message between calls, so a message is never buffered
+// whole: bulk strings longer than the display cap are shown up to the cap and
+// the rest is discarded with KS_PARSE_SKIP.
+//
+// A message is kept flat, not as a tree: its values in pre-order in one node
+// array, their text in one byte array, both reused from message to message, so
+// reading a reply allocates nothing once the arrays have grown.
 
-/// A decoded RESP value (what is kept of it: strings are cut at the cap).
-public indirect enum RESPValue: Sendable {
-    case simpleString(String)
-    case simpleError(String)
-    case integer(Int64)
-    case bulkString(String)
-    case null
-    case double(String)
-    case boolean(Bool)
-    case bigNumber(String)
-    case bulkError(String)
-    case verbatim(format: String, text: String)
-    case array([RESPValue])
-    case set([RESPValue])
-    case push([RESPValue])
-    case map([(RESPValue, RESPValue)])
-    /// A value preceded by an attribute map (`|`).
-    case attributed(attributes: [(RESPValue, RESPValue)], value: RESPValue)
+/// One value of a message. Aggregates are followed by their kept children
+/// (each with its own subtree); an attribute node (`|`, its pairs as children)
+/// precedes the value it annotates and is not counted among its parent's children.
+struct RESPNode {
+    /// The RESP type byte: `+ - : $ _ , # ( ! = * ~ > % |`.
+    var type: UInt8
+    /// Aggregates: children kept. Scalars: 0.
+    var count: Int32 = 0
+    /// Text of a scalar in the message's bytes (integers, doubles and booleans keep their wire text).
+    var start: Int32 = 0
+    var length: Int32 = 0
+    /// `:` its value, `#` 1 or 0.
+    var integer: Int64 = 0
+
+    var isAggregate: Bool {
+        switch type {
+        case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"): return true
+        default: return false
+        }
+    }
+
+    /// A scalar with text (strings, numbers, booleans, errors); not null, not aggregates.
+    var hasText: Bool { !isAggregate && type != UInt8(ascii: "_") }
+
+    /// Integers, booleans and doubles: numbers in JSON, so never flattened into map text.
+    var isNumberLike: Bool {
+        type == UInt8(ascii: ":") || type == UInt8(ascii: "#") || type == UInt8(ascii: ",")
+    }
+
+    var isError: Bool { type == UInt8(ascii: "-") || type == UInt8(ascii: "!") }
 
     /// The RESP3 type name used in entries.
-    public var typeName: String {
-        switch self {
-        case .simpleString: return "simple-string"
-        case .simpleError: return "simple-error"
-        case .integer: return "integer"
-        case .bulkString: return "bulk-string"
-        case .null: return "null"
-        case .double: return "double"
-        case .boolean: return "boolean"
-        case .bigNumber: return "big-number"
-        case .bulkError: return "bulk-error"
-        case .verbatim: return "verbatim-string"
-        case .array: return "array"
-        case .set: return "set"
-        case .push: return "push"
-        case .map: return "map"
-        case .attributed(_, let v): return v.typeName
+    var typeName: StaticString {
+        switch type {
+        case UInt8(ascii: "+"): return "simple-string"
+        case UInt8(ascii: "-"): return "simple-error"
+        case UInt8(ascii: ":"): return "integer"
+        case UInt8(ascii: "$"): return "bulk-string"
+        case UInt8(ascii: ","): return "double"
+        case UInt8(ascii: "#"): return "boolean"
+        case UInt8(ascii: "("): return "big-number"
+        case UInt8(ascii: "!"): return "bulk-error"
+        case UInt8(ascii: "="): return "verbatim-string"
+        case UInt8(ascii: "*"): return "array"
+        case UInt8(ascii: "~"): return "set"
+        case UInt8(ascii: ">"): return "push"
+        case UInt8(ascii: "%"): return "map"
+        case UInt8(ascii: "|"): return "attribute"
+        default: return "null"
+        }
+    }
+}
+
+/// One message's values: nodes in pre-order (the root first) and their text.
+struct RESPValues {
+    var nodes: [RESPNode] = []
+    var bytes: [UInt8] = []
+
+    mutating func removeAll() {
+        nodes.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    /// Index of the value itself when `i` is an attribute prefix (skips the attributes).
+    func bare(_ i: Int) -> Int {
+        var i = i
+        while i < nodes.count, nodes[i].type == UInt8(ascii: "|") { i = attributeEnd(i) }
+        return min(i, nodes.count - 1)
+    }
+
+    /// Index just past the value at `i`: its subtree, and for an attribute prefix
+    /// the value it annotates too.
+    func after(_ i: Int) -> Int {
+        var i = i
+        var open = 1
+        while open > 0, i < nodes.count {
+            // An attribute's pairs are followed by its value, which takes its slot.
+            open += Int(nodes[i].count) - (nodes[i].type == UInt8(ascii: "|") ? 0 : 1)
+            i += 1
+        }
+        return i
+    }
+
+    /// Index just past the pairs of attribute node `i` (where its value starts).
+    func attributeEnd(_ i: Int) -> Int {
+        var j = i + 1
+        for _ in 0..<Int(nodes[i].count) { j = after(j) }
+        return j
+    }
+
+    /// The indices of the children of aggregate `i` (each the start of its subtree,
+    /// attribute prefixes included with the value they annotate).
+    func children(_ i: Int) -> ChildIterator { ChildIterator(values: self, position: i + 1, left: Int(nodes[i].count)) }
+
+    struct ChildIterator: IteratorProtocol, Sequence {
+        let values: RESPValues
+        var position: Int
+        var left: Int
+        mutating func next() -> Int? {
+            guard left > 0, position < values.nodes.count else { return nil }
+            let i = position
+            position = values.after(i)  // past attribute prefixes and the value they annotate
+            left -= 1
+            return i
         }
     }
 
-    /// The value without its attributes.
-    public var bare: RESPValue {
-        if case .attributed(_, let v) = self { return v.bare }
-        return self
-    }
-
-    /// Text of a scalar (strings, numbers, booleans); nil for aggregates and null.
-    public var text: String? {
-        switch self.bare {
-        case .simpleString(let s), .simpleError(let s), .bulkString(let s), .double(let s), .bigNumber(let s),
-            .bulkError(let s):
-            return s
-        case .verbatim(_, let t): return t
-        case .integer(let i): return String(i)
-        case .boolean(let b): return b ? "true" : "false"
-        default: return nil
+    /// Calls `body` with the text of node `i` (empty for aggregates and null).
+    @inline(__always)
+    func withText<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let n = nodes[i]
+        return bytes.withUnsafeBytes { b in
+            body(UnsafeRawBufferPointer(rebasing: b[Int(n.start)..<Int(n.start + n.length)]))
         }
     }
 
-    /// Elements of an array, set or push.
-    public var elements: [RESPValue]? {
-        switch self.bare {
-        case .array(let e), .set(let e), .push(let e): return e
-        default: return nil
-        }
-    }
-
-    public var isError: Bool {
-        switch self.bare {
-        case .simpleError, .bulkError: return true
-        default: return false
+    /// Appends `other`'s values (re-based onto this message's bytes).
+    mutating func append(_ other: RESPValues) {
+        let base = Int32(bytes.count)
+        bytes.append(contentsOf: other.bytes)
+        for var n in other.nodes {
+            n.start += base
+            nodes.append(n)
         }
     }
 }
@@ -104,28 +160,28 @@ public struct RESPLimits: Sendable {
     public init() {}
 }
 
-/// What the reader knows about the message it completed.
-public struct RESPMessage {
-    public var value: RESPValue
-    public var size: UInt64
-    public var timestampNs: Int64
-    public var truncated: Bool
-    public var malformed: Bool
-    public var problem: String?
+/// What the reader knows about the message it completed; its values are the
+/// reader's `values` until the next call.
+struct RESPMessage {
+    var size: UInt64
+    var timestampNs: Int64
+    var truncated: Bool
+    var malformed: Bool
+    var problem: String?
     /// A client command sent inline (space-separated words).
-    public var inline: Bool
+    var inline: Bool
 }
 
 /// One direction's resumable RESP reader.
 struct RESPReader {
-    enum Kind { case array, set, push, map, attribute }
-
     struct Frame {
-        var kind: Kind
+        /// Index of the aggregate's node, nil when the aggregate itself was dropped.
+        var node: Int?
         var remaining: Int
-        var items: [RESPValue] = []
         var keep: Bool
-        var attributes: [(RESPValue, RESPValue)]?
+        var limit: Int
+        var kept = 0
+        var isAttribute: Bool
     }
 
     enum BulkKind { case bulk, verbatim, error }
@@ -134,18 +190,19 @@ struct RESPReader {
     /// Client side: a top-level line not starting with `*` is an inline command.
     let isClient: Bool
 
+    /// The message being read, then the one just completed.
+    var values = RESPValues()
     var frames: [Frame] = []
     /// A bulk body is awaited: (declared length, kind).
     var bulk: (length: Int, kind: BulkKind)?
-    /// An attribute map waiting for the value it annotates.
-    var pendingAttributes: [(RESPValue, RESPValue)]?
+    /// Index of an attribute node that waits for the value it annotates.
+    var pendingAttribute: Int?
     var inMessage = false
     var size: UInt64 = 0
     var startTs: Int64 = 0
     var truncated = false
     var malformed = false
     var problem: String?
-    var nodes = 0
     var keptBytes = 0
 
     init(limits: RESPLimits, isClient: Bool) {
@@ -154,7 +211,7 @@ struct RESPReader {
     }
 
     enum Step {
-        /// A whole top-level message.
+        /// A whole top-level message (its values in `values`).
         case message(RESPMessage)
         /// Need `n` more bytes (nil = any) beyond the unconsumed ones.
         case needMore(Int?)
@@ -173,6 +230,7 @@ struct RESPReader {
                 // between replies are skipped the same way.
                 while pos < b.count, b[pos] == 0x0D || b[pos] == 0x0A { pos += 1 }
                 if pos >= b.count { return .needMore(nil) }
+                values.removeAll()
                 // An inline command is taken whole or not at all.
                 if isClient && b[pos] != UInt8(ascii: "*") {
                     return inlineCommand(b, &pos, ts: ts)
@@ -183,9 +241,8 @@ struct RESPReader {
                 truncated = false
                 malformed = false
                 problem = nil
-                nodes = 0
                 keptBytes = 0
-                pendingAttributes = nil
+                pendingAttribute = nil
             }
             if let pendingBulk = bulk {
                 let length = pendingBulk.length
@@ -193,17 +250,17 @@ struct RESPReader {
                 let avail = b.count - pos
                 if length <= limits.maxBulkShown {
                     if avail < length + 2 { return .needMore(length + 2 - avail) }
-                    let text = keep(UnsafeRawBufferPointer(rebasing: b[pos..<(pos + length)]))
                     if b[pos + length] != 0x0D || b[pos + length + 1] != 0x0A { flag("bulk string not followed by CRLF") }
+                    let text = UnsafeRawBufferPointer(rebasing: b[pos..<(pos + length)])
                     pos += length + 2
                     size += UInt64(length + 2)
                     bulk = nil
-                    if let m = complete(makeBulk(text, kind)) { return .message(m) }
+                    if complete(bulkType(kind), text: text) { return .message(finish()) }
                     continue
                 }
                 let shown = limits.maxBulkShown
                 if avail < shown { return .needMore(shown - avail) }
-                let text = keep(UnsafeRawBufferPointer(rebasing: b[pos..<(pos + shown)]))
+                let text = UnsafeRawBufferPointer(rebasing: b[pos..<(pos + shown)])
                 pos += shown
                 size += UInt64(length + 2)
                 truncated = true
@@ -211,11 +268,11 @@ struct RESPReader {
                 let rest = length + 2 - shown
                 // Bytes already here are consumed directly; only the remainder is skipped.
                 let here = min(rest, b.count - pos)
+                let done = complete(bulkType(kind), text: text)
                 pos += here
-                let m = complete(makeBulk(text, kind))
-                if let m {
+                if done {
                     pendingSkip = rest - here
-                    return .message(m)
+                    return .message(finish())
                 }
                 if rest - here > 0 { return .skip(rest - here) }
                 continue
@@ -247,165 +304,136 @@ struct RESPReader {
         return .fatal(p)
     }
 
-    private func makeBulk(_ text: String, _ kind: BulkKind) -> RESPValue {
+    private func bulkType(_ kind: BulkKind) -> UInt8 {
         switch kind {
-        case .bulk: return .bulkString(text)
-        case .error: return .bulkError(text)
-        case .verbatim:
-            // "fmt:text"
-            let u = Array(text.utf8)
-            if u.count >= 4, u[3] == UInt8(ascii: ":") {
-                return .verbatim(format: String(decoding: u[0..<3], as: UTF8.self), text: String(decoding: u[4...], as: UTF8.self))
-            }
-            return .verbatim(format: "", text: text)
+        case .bulk: return UInt8(ascii: "$")
+        case .error: return UInt8(ascii: "!")
+        case .verbatim: return UInt8(ascii: "=")
         }
     }
 
     /// Handles one type line; returns a step when the caller must return.
     private mutating func typeLine(_ type: UInt8, _ body: UnsafeRawBufferPointer) -> Step? {
-        let text = { String(decoding: body, as: UTF8.self) }
         switch type {
-        case UInt8(ascii: "+"): return complete(.simpleString(capped(body))).map { .message($0) }
-        case UInt8(ascii: "-"): return complete(.simpleError(capped(body))).map { .message($0) }
+        case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: ","), UInt8(ascii: "("):
+            return complete(type, text: body, cap: true) ? .message(finish()) : nil
         case UInt8(ascii: ":"):
             guard let n = parseInt(body) else {
                 flag("bad integer")
-                return complete(.bigNumber(capped(body))).map { .message($0) }
+                return complete(UInt8(ascii: "("), text: body, cap: true) ? .message(finish()) : nil
             }
-            return complete(.integer(n)).map { .message($0) }
-        case UInt8(ascii: "_"): return complete(.null).map { .message($0) }
-        case UInt8(ascii: ","): return complete(.double(capped(body))).map { .message($0) }
-        case UInt8(ascii: "("): return complete(.bigNumber(capped(body))).map { .message($0) }
+            return complete(type, text: body, integer: n) ? .message(finish()) : nil
+        case UInt8(ascii: "_"): return complete(type) ? .message(finish()) : nil
         case UInt8(ascii: "#"):
             if body.count == 1 && (body[0] == UInt8(ascii: "t") || body[0] == UInt8(ascii: "f")) {
-                return complete(.boolean(body[0] == UInt8(ascii: "t"))).map { .message($0) }
+                let t = body[0] == UInt8(ascii: "t")
+                return complete(type, text: t ? trueText : falseText, integer: t ? 1 : 0) ? .message(finish()) : nil
             }
-            flag("bad boolean \(text().prefix(16))")
-            return complete(.null).map { .message($0) }
+            flag("bad boolean \(String(decoding: body.prefix(16), as: UTF8.self))")
+            return complete(UInt8(ascii: "_")) ? .message(finish()) : nil
         case UInt8(ascii: "$"), UInt8(ascii: "="), UInt8(ascii: "!"):
             guard let n = parseInt(body) else { return fail("bad bulk length") }
-            if n == -1 && type == UInt8(ascii: "$") { return complete(.null).map { .message($0) } }
+            if n == -1 && type == UInt8(ascii: "$") { return complete(UInt8(ascii: "_")) ? .message(finish()) : nil }
             guard n >= 0 else { return fail("negative bulk length \(n)") }
             guard n <= Int64(limits.maxBulkLength) else { return fail("bulk length \(n) over the \(limits.maxBulkLength) limit") }
             bulk = (Int(n), type == UInt8(ascii: "$") ? .bulk : type == UInt8(ascii: "=") ? .verbatim : .error)
             return nil
         case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
             guard let n = parseInt(body) else { return fail("bad aggregate length") }
-            if n == -1 && type == UInt8(ascii: "*") { return complete(.null).map { .message($0) } }
+            if n == -1 && type == UInt8(ascii: "*") { return complete(UInt8(ascii: "_")) ? .message(finish()) : nil }
             guard n >= 0 else { return fail("negative aggregate length \(n)") }
             guard n <= Int64(limits.maxCount) else { return fail("aggregate length \(n) over the limit") }
             guard frames.count < limits.maxDepth else { return fail("nesting deeper than \(limits.maxDepth)") }
-            let kind: Kind
-            switch type {
-            case UInt8(ascii: "*"): kind = .array
-            case UInt8(ascii: "~"): kind = .set
-            case UInt8(ascii: ">"): kind = .push
-            case UInt8(ascii: "%"): kind = .map
-            default: kind = .attribute
-            }
-            let count = kind == .map || kind == .attribute ? Int(n) * 2 : Int(n)
-            let parentKeeps = frames.last.map { $0.keep && $0.items.count < limits.maxElements * 2 } ?? true
-            let keep = parentKeeps && frames.count < limits.maxKeptDepth
+            let pairs = type == UInt8(ascii: "%") || type == UInt8(ascii: "|")
+            let count = pairs ? Int(n) * 2 : Int(n)
+            let isAttribute = type == UInt8(ascii: "|")
+            // Is the aggregate itself kept by its parent, and does it keep its elements?
+            let node = add(RESPNode(type: type), countsAsElement: !isAttribute)
+            let keep = node != nil && frames.count < limits.maxKeptDepth
             if !keep { truncated = true }
-            var frame = Frame(kind: kind, remaining: count, keep: keep)
-            if kind != .attribute {
-                frame.attributes = pendingAttributes
-                pendingAttributes = nil
-            }
-            frames.append(frame)
-            if count == 0 { return closeFrames(nil).map { .message($0) } }
+            frames.append(Frame(node: node, remaining: count, keep: keep,
+                                limit: pairs ? limits.maxElements * 2 : limits.maxElements, isAttribute: isAttribute))
+            if count == 0 { return closeFrames() ? .message(finish()) : nil }
             return nil
         default:
             return fail("unknown RESP type byte 0x\(String(type, radix: 16))")
         }
     }
 
-    private mutating func capped(_ body: UnsafeRawBufferPointer) -> String {
-        if body.count > limits.maxBulkShown {
-            truncated = true
-            return keep(UnsafeRawBufferPointer(rebasing: body[0..<limits.maxBulkShown]))
-        }
-        return keep(body)
-    }
-
-    /// The text of `body` within the message's byte budget ("" beyond it, flagged truncated).
-    private mutating func keep(_ body: UnsafeRawBufferPointer) -> String {
-        guard keptBytes + body.count <= limits.maxKeptBytes else {
-            truncated = true
-            return ""
-        }
-        keptBytes += body.count
-        return String(decoding: body, as: UTF8.self)
-    }
-
-    /// A value finished: adds it to the open aggregate, closing those it fills.
-    /// Returns the message when the top-level value is complete.
-    private mutating func complete(_ v: RESPValue) -> RESPMessage? {
-        var v = v
-        if let a = pendingAttributes {
-            pendingAttributes = nil
-            v = .attributed(attributes: a, value: v)
-        }
-        return closeFrames(v)
-    }
-
-    private mutating func closeFrames(_ value: RESPValue?) -> RESPMessage? {
-        var value = value
-        while true {
-            guard !frames.isEmpty else {
-                // Top level.
-                guard let v = value else { return nil }
-                return finish(v)
+    /// Adds a node to the open aggregate (or as the root) when there is room;
+    /// returns its index, nil when it was dropped (the message is then truncated).
+    private mutating func add(_ node: RESPNode, countsAsElement: Bool = true) -> Int? {
+        var kept: Bool
+        if let last = frames.indices.last {
+            kept = frames[last].keep && frames[last].kept < frames[last].limit && values.nodes.count < limits.maxNodes
+            if kept && countsAsElement {
+                frames[last].kept += 1
+                if let p = frames[last].node { values.nodes[p].count += 1 }
             }
-            let last = frames.count - 1
-            if let v = value {
-                if frames[last].keep && frames[last].items.count < limitFor(frames[last].kind) && nodes < limits.maxNodes {
-                    frames[last].items.append(v)
-                    nodes += 1
-                } else {
-                    truncated = true
-                }
-                frames[last].remaining -= 1
+        } else {
+            kept = true
+        }
+        if !kept {
+            truncated = true
+            // An attribute whose value is dropped goes with it.
+            if countsAsElement, let a = pendingAttribute {
+                values.nodes.removeLast(values.nodes.count - a)
+                pendingAttribute = nil
             }
-            guard frames[last].remaining <= 0 else { return nil }
+            return nil
+        }
+        if countsAsElement { pendingAttribute = nil }
+        values.nodes.append(node)
+        return values.nodes.count - 1
+    }
+
+    /// A scalar finished: adds it to the open aggregate and closes those it fills.
+    /// Returns true when the top-level value is complete.
+    private mutating func complete(
+        _ type: UInt8, text: UnsafeRawBufferPointer? = nil, integer: Int64 = 0, cap: Bool = false
+    ) -> Bool {
+        var node = RESPNode(type: type, integer: integer)
+        let index = add(node)
+        if let index, var text {
+            if cap && text.count > limits.maxBulkShown {
+                truncated = true
+                text = UnsafeRawBufferPointer(rebasing: text[0..<limits.maxBulkShown])
+            }
+            // Numbers and booleans always keep their text; strings within the message's budget.
+            if type == UInt8(ascii: ":") || type == UInt8(ascii: "#") || keptBytes + text.count <= limits.maxKeptBytes {
+                if type != UInt8(ascii: ":") && type != UInt8(ascii: "#") { keptBytes += text.count }
+                node.start = Int32(values.bytes.count)
+                node.length = Int32(text.count)
+                values.bytes.append(contentsOf: text)
+                values.nodes[index] = node
+            } else {
+                truncated = true
+            }
+        }
+        if let last = frames.indices.last { frames[last].remaining -= 1 }
+        return closeFrames()
+    }
+
+    /// Closes the aggregates that are full. True when the top-level value is complete.
+    private mutating func closeFrames() -> Bool {
+        while let last = frames.indices.last {
+            guard frames[last].remaining <= 0 else { return false }
             let f = frames.removeLast()
-            let made = build(f)
-            if f.kind == .attribute {
-                // An attribute annotates the value that follows it.
-                if case .map(let pairs) = made { pendingAttributes = pairs }
-                return nil
+            if f.isAttribute {
+                // It annotates the value that follows; it is not an element of its parent.
+                pendingAttribute = f.node
+                return false
             }
-            value = made
+            if let parent = frames.indices.last { frames[parent].remaining -= 1 }
         }
+        // Top level: done unless only an attribute was read.
+        return pendingAttribute == nil
     }
 
-    private func limitFor(_ k: Kind) -> Int { k == .map || k == .attribute ? limits.maxElements * 2 : limits.maxElements }
-
-    private func build(_ f: Frame) -> RESPValue {
-        var v: RESPValue
-        switch f.kind {
-        case .array: v = .array(f.items)
-        case .set: v = .set(f.items)
-        case .push: v = .push(f.items)
-        case .map, .attribute:
-            var pairs: [(RESPValue, RESPValue)] = []
-            pairs.reserveCapacity(f.items.count / 2)
-            var i = 0
-            while i + 1 < f.items.count {
-                pairs.append((f.items[i], f.items[i + 1]))
-                i += 2
-            }
-            v = .map(pairs)
-        }
-        if let a = f.attributes { v = .attributed(attributes: a, value: v) }
-        return v
-    }
-
-    private mutating func finish(_ v: RESPValue) -> RESPMessage {
+    private mutating func finish() -> RESPMessage {
         inMessage = false
         return RESPMessage(
-            value: v, size: size, timestampNs: startTs, truncated: truncated, malformed: malformed, problem: problem,
-            inline: false)
+            size: size, timestampNs: startTs, truncated: truncated, malformed: malformed, problem: problem, inline: false)
     }
 
     /// A client line that is not RESP: an inline command, words separated by spaces.
@@ -425,51 +453,83 @@ struct RESPReader {
         }
         var lineEnd = end
         if lineEnd > pos && b[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-        var words: [RESPValue] = []
+        values.nodes.append(RESPNode(type: UInt8(ascii: "*")))
         var i = pos
         while i < lineEnd {
             while i < lineEnd && (b[i] == 0x20 || b[i] == 0x09) { i += 1 }
             guard i < lineEnd else { break }
             var j = i
+            var word: UnsafeRawBufferPointer
             if b[i] == UInt8(ascii: "\"") || b[i] == UInt8(ascii: "'") {
                 let q = b[i]
                 j = i + 1
                 while j < lineEnd && b[j] != q { j += 1 }
-                let word = UnsafeRawBufferPointer(rebasing: b[(i + 1)..<j])
-                if words.count < limits.maxElements { words.append(.bulkString(capped(word))) } else { truncated = true }
+                word = UnsafeRawBufferPointer(rebasing: b[(i + 1)..<j])
                 i = min(lineEnd, j + 1)
+            } else {
+                while j < lineEnd && b[j] != 0x20 && b[j] != 0x09 { j += 1 }
+                word = UnsafeRawBufferPointer(rebasing: b[i..<j])
+                i = j
+            }
+            guard values.nodes[0].count < limits.maxElements else {
+                truncated = true
                 continue
             }
-            while j < lineEnd && b[j] != 0x20 && b[j] != 0x09 { j += 1 }
-            if words.count < limits.maxElements {
-                words.append(.bulkString(capped(UnsafeRawBufferPointer(rebasing: b[i..<j]))))
+            if word.count > limits.maxBulkShown {
+                truncated = true
+                word = UnsafeRawBufferPointer(rebasing: word[0..<limits.maxBulkShown])
+            }
+            var node = RESPNode(type: UInt8(ascii: "$"))
+            if keptBytes + word.count <= limits.maxKeptBytes {
+                keptBytes += word.count
+                node.start = Int32(values.bytes.count)
+                node.length = Int32(word.count)
+                values.bytes.append(contentsOf: word)
             } else {
                 truncated = true
             }
-            i = j
+            values.nodes.append(node)
+            values.nodes[0].count += 1
         }
         let m = RESPMessage(
-            value: .array(words), size: UInt64(end + 1 - pos), timestampNs: ts, truncated: truncated, malformed: false,
-            problem: nil, inline: true)
+            size: UInt64(end + 1 - pos), timestampNs: ts, truncated: truncated, malformed: false, problem: nil,
+            inline: true)
         truncated = false
         pos = end + 1
         return .message(m)
     }
 
-    /// The message cut short (end of stream or a fatal error): what was read of it.
+    /// The message cut short (end of stream or a fatal error): what was read of it,
+    /// in `values`; nil when no message was under way.
     mutating func partial() -> RESPMessage? {
         guard inMessage else { return nil }
-        var value: RESPValue? = nil
-        if bulk != nil { value = .null; bulk = nil }
-        while let f = frames.popLast() {
-            var f = f
-            if let v = value, f.keep { f.items.append(v) }
-            value = build(f)
+        // A bulk string under way, or an attribute without its value, ends as a null.
+        if bulk != nil || pendingAttribute != nil {
+            bulk = nil
+            _ = add(RESPNode(type: UInt8(ascii: "_")))
         }
+        frames.removeAll(keepingCapacity: true)
+        pendingAttribute = nil
+        if values.nodes.isEmpty { values.nodes.append(RESPNode(type: UInt8(ascii: "_"))) }
         inMessage = false
         return RESPMessage(
-            value: value ?? .null, size: size, timestampNs: startTs, truncated: true, malformed: true,
+            size: size, timestampNs: startTs, truncated: true, malformed: true,
             problem: problem ?? "message cut short", inline: false)
+    }
+}
+
+private let trueBytes: [UInt8] = Array("true".utf8)
+private let falseBytes: [UInt8] = Array("false".utf8)
+/// Text of RESP3 booleans (static storage, valid for the process).
+private nonisolated(unsafe) let trueText = trueBytes.withUnsafeBytes { UnsafeRawBufferPointer(copying: $0) }
+private nonisolated(unsafe) let falseText = falseBytes.withUnsafeBytes { UnsafeRawBufferPointer(copying: $0) }
+
+extension UnsafeRawBufferPointer {
+    /// A copy of `bytes` in memory that is never freed (for process-lifetime constants).
+    init(copying bytes: UnsafeRawBufferPointer) {
+        let m = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        m.copyMemory(from: bytes)
+        self.init(m)
     }
 }
 

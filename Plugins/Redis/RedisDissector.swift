@@ -1,29 +1,12 @@
 // The Redis stream state machine: commands from the client queue in order;
 // each reply from the server answers the oldest (pipelining). Pub/sub
-// messages are entries of their own. Passwords never reach an entry.
+// messages are entries of their own. Passwords never reach an entry. Commands
+// unanswered for `RedisLimits.commandTimeoutNs` become timed-out entries.
+//
+// Replies are written into entries straight from the reader's flat values and
+// commands wait in an arena (Commands.swift): the steady state allocates nothing.
 
 import PluginKit
-
-/// One command waiting for its reply.
-struct Command {
-    var args: [String]
-    var name: String
-    var keyword: String?
-    var key: String?
-    var value: String?
-    var inline: Bool
-    var size: UInt64
-    var ts: Int64
-    var flags: EntryFlags
-    var problem: String?
-    /// Subscribe-family commands get one confirmation per channel.
-    var confirmationsLeft = 0
-    var confirmations: [RESPValue] = []
-    var confirmationsSize: UInt64 = 0
-    var confirmationsTs: Int64 = 0
-    /// Approximate bytes kept for this command while it waits.
-    var weight = 0
-}
 
 /// Commands whose first argument is a subcommand (the entry's `keyword`).
 let containerCommands: Set<String> = [
@@ -41,76 +24,20 @@ let keylessCommands: Set<String> = [
 ]
 
 let subscribeKinds: Set<String> = ["subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe"]
+let subscribeCommands: Set<String> = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"]
 let messageKinds: Set<String> = ["message", "pmessage", "smessage"]
-
-let redacted = "[redacted]"
-
-/// Replaces passwords in a command's arguments.
-func redact(_ args: [String]) -> [String] {
-    guard let first = args.first else { return args }
-    var a = args
-    switch first.uppercased() {
-    case "AUTH":
-        // AUTH password | AUTH username password
-        if a.count >= 2 { a[a.count - 1] = redacted }
-        if a.count > 3 { for i in 1..<a.count { a[i] = redacted } }
-    case "HELLO":
-        // HELLO [protover [AUTH username password] [SETNAME clientname]]
-        var i = 1
-        while i < a.count {
-            if a[i].uppercased() == "AUTH" {
-                if i + 2 < a.count { a[i + 2] = redacted } else if i + 1 < a.count { a[i + 1] = redacted }
-                i += 3
-            } else {
-                i += 1
-            }
-        }
-    case "MIGRATE":
-        var i = 1
-        while i < a.count {
-            let w = a[i].uppercased()
-            if w == "AUTH", i + 1 < a.count {
-                a[i + 1] = redacted
-                i += 2
-            } else if w == "AUTH2", i + 2 < a.count {
-                a[i + 2] = redacted
-                i += 3
-            } else {
-                i += 1
-            }
-        }
-    case "CONFIG":
-        if a.count >= 4, a[1].uppercased() == "SET" {
-            var i = 2
-            while i + 1 < a.count {
-                let p = a[i].lowercased()
-                if p == "requirepass" || p == "masterauth" || p == "masteruser" { a[i + 1] = redacted }
-                i += 2
-            }
-        }
-    case "ACL":
-        if a.count >= 3, a[1].uppercased() == "SETUSER" {
-            for i in 3..<max(3, a.count) where a[i].hasPrefix(">") || a[i].hasPrefix("#") || a[i].hasPrefix("<") {
-                a[i] = redacted
-            }
-        }
-    default:
-        break
-    }
-    return a
-}
 
 public final class RedisDissector: Dissector {
     let host: StreamHost
     let limits: RedisLimits
     var client: RESPReader
     var server: RESPReader
-    var pending: [Command] = []
-    var pendingHead = 0
-    var pendingBytes = 0
+    var pending = PendingCommands()
     /// RESP2 subscribed mode: arrays from the server may be pub/sub messages.
     var subscribed = false
     var confirmed = false
+    /// Reused to join a command's value arguments.
+    var scratch: [UInt8] = []
 
     public init(flow: Flow, host: StreamHost) {
         self.host = host
@@ -118,8 +45,6 @@ public final class RedisDissector: Dissector {
         client = RESPReader(limits: limits.resp, isClient: true)
         server = RESPReader(limits: limits.resp, isClient: false)
     }
-
-    var pendingCount: Int { pending.count - pendingHead }
 
     /// Directions desynchronised by a fatal error: their bytes are consumed unseen.
     /// (Consuming rather than answering KS_PARSE_ERROR keeps the other direction
@@ -151,11 +76,13 @@ public final class RedisDissector: Dissector {
             case .fatal(let reason):
                 host.violation(reason)
                 host.count("redis.malformed")
-                let partial = isClient ? client.partial() : server.partial()
-                if let partial {
-                    if isClient { onCommand(partial) } else { onReply(partial) }
+                if isClient {
+                    if let partial = client.partial() { onCommand(partial) }
+                    discardClient = true
+                } else {
+                    if let partial = server.partial() { onReply(partial) }
+                    discardServer = true
                 }
-                if isClient { discardClient = true } else { discardServer = true }
                 return .ok(consumed: b.count)
             }
         }
@@ -169,127 +96,145 @@ public final class RedisDissector: Dissector {
         }
     }
 
+    /// Emits the commands waiting longer than the time-out, flagged timedOut. They
+    /// stay queued (marked) so that a late reply still lines up with its command.
+    public func tick(nowNs: Int64) {
+        var i = max(pending.checked, pending.head)
+        while i < pending.queue.count, nowNs - pending.queue[i].ts >= limits.commandTimeoutNs {
+            if !pending.queue[i].timedOut {
+                pending.queue[i].timedOut = true
+                host.count("redis.timed_out")
+                emit(command: pending.queue[i], reply: nil, values: nil, extra: .timedOut)
+            }
+            i += 1
+        }
+        pending.checked = i
+    }
+
     public func close(reason: CloseReason) {
         if let p = client.partial() { onCommand(p) }
         if let p = server.partial() { onReply(p) }
-        while pendingHead < pending.count {
-            let c = popPending()
+        while !pending.isEmpty {
+            let c = pending.pop()
+            if c.timedOut { continue }
             if !c.confirmations.isEmpty {
                 emitConfirmed(c)
             } else {
-                emit(command: c, reply: nil)
+                emit(command: c, reply: nil, values: nil)
             }
         }
-        pending.removeAll()
-        pendingHead = 0
-        pendingBytes = 0
     }
 
     // MARK: Commands
 
+    /// Queues the command just read (in `client.values`).
     func onCommand(_ m: RESPMessage) {
-        var args: [String] = []
+        let v = client.values
         var flags: EntryFlags = []
         if m.truncated { flags.insert(.truncated) }
         if m.malformed { flags.insert(.malformed) }
         var problem = m.problem
-        if let elements = m.value.elements {
-            for e in elements.prefix(limits.maxArgs) {
-                if let t = e.text {
-                    args.append(t)
-                } else {
-                    args.append("")
+        let root = v.bare(0)
+        // The arguments: every element's text (a non-text element is malformed, kept empty).
+        var elements = v.children(root)
+        var argCount = 0
+        var weight = 16
+        switch v.nodes[root].type {
+        case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"):
+            for c in v.children(root) {
+                guard argCount < limits.maxArgs else { break }
+                let e = v.nodes[v.bare(c)]
+                if !e.hasText {
                     flags.insert(.malformed)
                     if problem == nil { problem = "command argument of type \(e.typeName)" }
                 }
+                weight += Int(e.hasText ? e.length : 0) + 16
+                argCount += 1
             }
-        } else if case .null = m.value.bare {
-            // A null array from the client (partial or hostile).
-        } else {
+        case UInt8(ascii: "_"):
+            elements.left = 0  // A null array from the client (partial or hostile).
+        default:
+            elements.left = 0
             flags.insert(.malformed)
             if problem == nil { problem = "command is not an array" }
         }
         // An empty inline line, `*0` or `*-1`: Redis reads them and sends no reply.
-        if args.isEmpty && !flags.contains(.malformed) { return }
-        args = redact(args)
-        let name = args.first?.uppercased() ?? ""
-        var rest = ArraySlice(args.dropFirst())
-        var keyword: String?
-        if containerCommands.contains(name), let k = rest.first {
-            keyword = k.uppercased()
-            rest = rest.dropFirst()
+        if argCount == 0 && !flags.contains(.malformed) { return }
+        // Room first (evicting may reset the arena), then the arguments go in.
+        while !pending.isEmpty && (pending.count >= limits.maxPending || pending.weight + weight > limits.maxPendingBytes) {
+            let old = pending.pop()
+            host.count("redis.pending_overflow")
+            if !old.timedOut { emit(command: old, reply: nil, values: nil) }
         }
-        var key: String?
-        if !keylessCommands.contains(name) || subscribeKinds.contains(name.lowercased()), let k = rest.first {
-            key = k
-            rest = rest.dropFirst()
+        let (firstArg, firstByte) = pending.begin()
+        for _ in 0..<argCount {
+            guard let c = elements.next() else { break }
+            v.withDisplayText(v.bare(c)) { pending.addArg($0 ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
         }
-        let value = rest.isEmpty ? nil : rest.joined(separator: " ")
         var c = Command(
-            args: args, name: name, keyword: keyword, key: key, value: value, inline: m.inline, size: m.size,
-            ts: m.timestampNs, flags: flags, problem: problem)
-        let lower = name.lowercased()
-        if subscribeKinds.contains(lower) {
-            c.confirmationsLeft = max(1, args.count - 1)
-            if lower.hasSuffix("subscribe") && !lower.hasSuffix("unsubscribe") { subscribed = true }
+            firstArg: firstArg, argCount: argCount, firstByte: firstByte, name: "", keyword: nil, keyArg: nil,
+            valueArg: argCount, inline: m.inline, size: m.size, ts: m.timestampNs, flags: flags, problem: problem,
+            weight: weight)
+        if argCount > 0 { c.name = pending.withArg(c, 0) { uppercased($0) } }
+        if commandsWithSecrets.contains(c.name) {
+            let strings = (0..<argCount).map { pending.argString(c, $0) }
+            for i in secretArguments(strings) { pending.redactArg(firstArg: firstArg, i) }
         }
-        if !confirmed && !flags.contains(.malformed) && knownCommands.contains(name) {
+        var next = 1
+        if containerCommands.contains(c.name), next < argCount {
+            c.keyword = pending.withArg(c, next) { uppercased($0) }
+            next += 1
+        }
+        let isSubscribe = subscribeCommands.contains(c.name)
+        if !keylessCommands.contains(c.name) || isSubscribe, next < argCount {
+            c.keyArg = next
+            next += 1
+        }
+        c.valueArg = min(next, argCount)
+        if isSubscribe {
+            c.confirmationsLeft = max(1, argCount - 1)
+            if !c.name.hasSuffix("UNSUBSCRIBE") { subscribed = true }
+        }
+        if !confirmed && !flags.contains(.malformed) && knownCommands.contains(c.name) {
             confirmed = true
             host.confirm()
         }
-        c.weight = args.reduce(16) { $0 + $1.utf8.count + 16 }
-        while pendingCount > 0 && (pendingCount >= limits.maxPending || pendingBytes + c.weight > limits.maxPendingBytes) {
-            let old = popPending()
-            host.count("redis.pending_overflow")
-            emit(command: old, reply: nil)
-        }
-        if pendingHead > 64 && pendingHead * 2 > pending.count {
-            pending.removeFirst(pendingHead)
-            pendingHead = 0
-        }
-        pending.append(c)
-        pendingBytes += c.weight
-    }
-
-    /// Takes the oldest waiting command.
-    private func popPending() -> Command {
-        let c = pending[pendingHead]
-        pendingHead += 1
-        pendingBytes -= c.weight
-        return c
+        pending.push(c)
     }
 
     // MARK: Replies
 
+    /// Handles the reply just read (in `server.values`).
     func onReply(_ m: RESPMessage) {
-        let bare = m.value.bare
+        let v = server.values
+        let root = v.bare(0)
+        let type = v.nodes[root].type
         var pushKind: String?
-        var isPush = false
-        if case .push(let e) = bare {
-            isPush = true
-            pushKind = e.first?.text?.lowercased()
-        } else if subscribed, case .array(let e) = bare, e.count >= 3, let k = e.first?.text?.lowercased(),
-            messageKinds.contains(k) || subscribeKinds.contains(k)
-        {
-            pushKind = k
+        let isPush = type == UInt8(ascii: ">")
+        if isPush || (subscribed && type == UInt8(ascii: "*") && v.nodes[root].count >= 3) {
+            var firstChild = v.children(root)
+            let first = firstChild.next().map { v.bare($0) }
+            if let first, v.nodes[first].hasText {
+                let k = v.string(first).lowercased()
+                if isPush || messageKinds.contains(k) || subscribeKinds.contains(k) { pushKind = k }
+            }
         }
         if let kind = pushKind, subscribeKinds.contains(kind) {
-            if pendingHead < pending.count, pending[pendingHead].name.lowercased() == kind,
-                pending[pendingHead].confirmationsLeft > 0
-            {
-                if pending[pendingHead].confirmations.isEmpty { pending[pendingHead].confirmationsTs = m.timestampNs }
-                pending[pendingHead].confirmations.append(m.value)
-                pending[pendingHead].confirmationsSize += m.size
-                pending[pendingHead].confirmationsLeft -= 1
-                if m.malformed { pending[pendingHead].flags.insert(.malformed) }
-                if m.truncated { pending[pendingHead].flags.insert(.truncated) }
-                trackSubscriptions(kind, bare)
-                if pending[pendingHead].confirmationsLeft == 0 {
-                    emitConfirmed(popPending())
+            let h = pending.head
+            if !pending.isEmpty, pending.queue[h].name.lowercased() == kind, pending.queue[h].confirmationsLeft > 0 {
+                if pending.queue[h].confirmations.isEmpty { pending.queue[h].confirmationsTs = m.timestampNs }
+                pending.queue[h].confirmations.append(v)
+                pending.queue[h].confirmationsSize += m.size
+                pending.queue[h].confirmationsLeft -= 1
+                if m.malformed { pending.queue[h].flags.insert(.malformed) }
+                if m.truncated { pending.queue[h].flags.insert(.truncated) }
+                trackSubscriptions(kind, v)
+                if pending.queue[h].confirmationsLeft == 0 {
+                    emitConfirmed(pending.pop())
                 }
                 return
             }
-            trackSubscriptions(kind, bare)
+            trackSubscriptions(kind, v)
             emitPush(m, kind: kind)
             return
         }
@@ -298,62 +243,119 @@ public final class RedisDissector: Dissector {
             return
         }
         // A regular reply answers the oldest command.
-        if pendingHead < pending.count, !pending[pendingHead].confirmations.isEmpty {
-            emitConfirmed(popPending())
+        if let f = pending.first, !f.confirmations.isEmpty {
+            emitConfirmed(pending.pop())
         }
-        if pendingHead < pending.count {
-            let c = popPending()
+        if !pending.isEmpty {
+            let c = pending.pop()
             if c.name == "HELLO" || c.name == "RESET" { subscribed = false }
-            emit(command: c, reply: m)
+            emit(command: c, reply: m, values: v)
         } else {
-            emit(command: nil, reply: m)
+            emit(command: nil, reply: m, values: v)
         }
     }
 
     /// An unsubscribe confirmation with a count of 0 leaves subscribed mode.
-    private func trackSubscriptions(_ kind: String, _ v: RESPValue) {
-        guard kind.hasSuffix("unsubscribe"), let e = v.elements, e.count >= 3 else { return }
-        if case .integer(0) = e[2].bare { subscribed = false }
+    private func trackSubscriptions(_ kind: String, _ v: RESPValues) {
+        guard kind.hasSuffix("unsubscribe") else { return }
+        let root = v.bare(0)
+        let items = Array(v.children(root).prefix(3))
+        guard items.count == 3 else { return }
+        let n = v.nodes[v.bare(items[2])]
+        if n.type == UInt8(ascii: ":") && n.integer == 0 { subscribed = false }
     }
 
     private func emitConfirmed(_ c: Command) {
-        let value: RESPValue = c.confirmations.count == 1 ? c.confirmations[0] : .array(c.confirmations)
+        var values: RESPValues
+        if c.confirmations.count == 1 {
+            values = c.confirmations[0]
+        } else {
+            values = RESPValues()
+            values.nodes.append(RESPNode(type: UInt8(ascii: "*"), count: Int32(c.confirmations.count)))
+            for v in c.confirmations { values.append(v) }
+        }
         let m = RESPMessage(
-            value: value, size: c.confirmationsSize, timestampNs: c.confirmationsTs, truncated: false,
-            malformed: false, problem: nil, inline: false)
-        emit(command: c, reply: m)
+            size: c.confirmationsSize, timestampNs: c.confirmationsTs, truncated: false, malformed: false,
+            problem: nil, inline: false)
+        emit(command: c, reply: m, values: values)
     }
 
     // MARK: Entries
 
-    private func statusText(_ v: RESPValue) -> String {
-        switch v.bare {
-        case .simpleString(let s): return String(s.prefix(64))
-        case .simpleError(let s), .bulkError(let s): return String(s.prefix(128))
-        default: return v.typeName
+    /// Calls `body` with the list row's status text of a reply: a simple string
+    /// (64 bytes at most), an error (128), or the type name.
+    private func withStatusText<R>(_ v: RESPValues, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let i = v.bare(0)
+        let n = v.nodes[i]
+        switch n.type {
+        case UInt8(ascii: "+"): return v.withText(i) { body(UnsafeRawBufferPointer(rebasing: $0.prefix(64))) }
+        case UInt8(ascii: "-"), UInt8(ascii: "!"): return v.withText(i) { body(UnsafeRawBufferPointer(rebasing: $0.prefix(128))) }
+        default: return n.typeName.withUTF8Buffer { body(UnsafeRawBufferPointer($0)) }
         }
     }
 
-    private func emit(command c: Command?, reply m: RESPMessage?) {
-        var flags: EntryFlags = c?.flags ?? []
-        if c == nil { flags.insert(.responseOnly) }
+    /// One entry: a command and its reply (either may be missing). A reply to a
+    /// command that already timed out is a reply-only entry named after it.
+    private func emit(command c: Command?, reply m: RESPMessage?, values: RESPValues?, extra: EntryFlags = []) {
+        let late = c?.timedOut == true && m != nil
+        var flags: EntryFlags = late ? [] : c?.flags ?? []
+        flags.formUnion(extra)
+        if c == nil || late { flags.insert(.responseOnly) }
         if m == nil { flags.insert(.requestOnly) }
         if let m {
             if m.truncated { flags.insert(.truncated) }
             if m.malformed { flags.insert(.malformed) }
         }
+        let request = late ? nil : c
         let summary = EntrySummary(
-            flags: flags, status: 0, requestTimestampNs: c?.ts ?? 0, responseTimestampNs: m?.timestampNs ?? 0,
-            requestSize: c?.size ?? 0, responseSize: m?.size ?? 0,
-            method: c.map { $0.name.isEmpty ? "?" : $0.name }, summary: c?.key,
-            statusText: m.map { statusText($0.value) })
-        let problems = [c?.problem, m?.problem].compactMap { $0 }
-        host.emit(summary) { e in
-            if let c { writeRequest(&e, c) }
-            if let m { writeResponse(&e, m.value) }
-            if !problems.isEmpty {
-                e.array("problems") { a in for p in problems { a.string(nil, p) } }
+            flags: flags, status: 0, requestTimestampNs: request?.ts ?? 0, responseTimestampNs: m?.timestampNs ?? 0,
+            requestSize: request?.size ?? 0, responseSize: m?.size ?? 0,
+            method: c.map { $0.name.isEmpty ? "?" : $0.name })
+        var problems = 0
+        if request?.problem != nil { problems += 1 }
+        if m?.problem != nil || late { problems += 1 }
+        _ = withOptionalKey(c) { key in
+            withOptionalStatus(values) { status in
+                host.emit(summary, texts: EntryTexts(summary: key, statusText: status)) { e in
+                    if let request { writeRequest(&e, request) }
+                    if let values { values.writeResponse(&e) }
+                    if problems > 0 {
+                        e.array("problems") { a in
+                            if let p = request?.problem { a.string(nil, p) }
+                            if let p = m?.problem { a.string(nil, p) }
+                            if late { a.string(nil, "the command timed out before this reply") }
+                        }
+                    }
+                }
             }
+        }
+    }
+
+    private func withOptionalKey<R>(_ c: Command?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let c, let k = c.keyArg else { return body(nil) }
+        return pending.withArg(c, k) { body($0) }
+    }
+
+    private func withOptionalStatus<R>(_ v: RESPValues?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let v, !v.nodes.isEmpty else { return body(nil) }
+        return withStatusText(v) { body($0) }
+    }
+
+    /// The `request` object: how it was sent, command, key, value, keyword, arguments.
+    private func writeRequest(_ e: inout EntryBuilder, _ c: Command) {
+        let pending = self.pending
+        scratch.removeAll(keepingCapacity: true)
+        for i in c.valueArg..<c.argCount {
+            if i > c.valueArg { scratch.append(0x20) }
+            pending.withArg(c, i) { scratch.append(contentsOf: $0) }
+        }
+        e.object("request") { r in
+            r.string("type", c.inline ? "inline" : "array")
+            r.string("command", c.name)
+            if let k = c.keyArg { pending.withArg(c, k) { r.string("key", bytes: $0) } }
+            if c.valueArg < c.argCount { scratch.withUnsafeBytes { r.string("value", bytes: $0) } }
+            if let k = c.keyword { r.string("keyword", k) }
+            r.array("args") { a in for i in 0..<c.argCount { pending.withArg(c, i) { a.string(nil, bytes: $0) } } }
         }
     }
 
@@ -361,119 +363,19 @@ public final class RedisDissector: Dissector {
         var flags: EntryFlags = []
         if m.truncated { flags.insert(.truncated) }
         if m.malformed { flags.insert(.malformed) }
-        let e = m.value.elements ?? []
+        let v = server.values
+        let items = Array(v.children(v.bare(0)).prefix(3)).map { v.bare($0) }
+        func text(_ i: Int) -> String? { i < items.count && v.nodes[items[i]].hasText ? v.string(items[i]) : nil }
         // message channel payload | pmessage pattern channel payload
-        let channelIndex = kind == "pmessage" ? 2 : 1
-        let channel = channelIndex < e.count ? e[channelIndex].text : nil
+        let channel = text(kind == "pmessage" ? 2 : 1)
+        let pattern = kind == "pmessage" ? text(1) : nil
         let summary = EntrySummary(
             flags: flags, status: 0, requestTimestampNs: 0, responseTimestampNs: m.timestampNs, requestSize: 0,
             responseSize: m.size, method: kind.uppercased(), summary: channel, statusText: "push")
         let problem = m.problem
         host.emit(summary) { b in
-            writeResponse(&b, m.value, push: (kind, channel, kind == "pmessage" && e.count > 1 ? e[1].text : nil))
+            v.writeResponse(&b, push: (kind, channel, pattern))
             if let problem { b.array("problems") { a in a.string(nil, problem) } }
-        }
-    }
-}
-
-// MARK: Writing values
-
-private func writeRequest(_ e: inout EntryBuilder, _ c: Command) {
-    e.object("request") { r in
-        r.string("type", c.inline ? "inline" : "array")
-        r.string("command", c.name)
-        if let k = c.key { r.string("key", k) }
-        if let v = c.value { r.string("value", v) }
-        if let k = c.keyword { r.string("keyword", k) }
-        r.array("args") { a in for s in c.args { a.string(nil, s) } }
-    }
-}
-
-private func writeResponse(
-    _ e: inout EntryBuilder, _ v: RESPValue, push: (kind: String, channel: String?, pattern: String?)? = nil
-) {
-    e.object("response") { r in
-        r.string("type", v.typeName)
-        if case .attributed(let attrs, _) = v {
-            writePairs(&r, "attributes", attrs)
-        }
-        if let push {
-            r.string("kind", push.kind)
-            if let c = push.channel { r.string("channel", c) }
-            if let p = push.pattern { r.string("pattern", p) }
-        }
-        writeValue(&r, "value", v.bare, depth: 0)
-    }
-}
-
-/// Keys can only be static for nested containers in the SDK, so a map becomes a
-/// JSON object when every key and value is a string, and an array of
-/// {"key", "value"} pairs otherwise.
-private func writePairs(
-    _ e: inout EntryBuilder, _ key: StaticString?, _ pairs: [(RESPValue, RESPValue)], depth: Int = 0
-) {
-    var flat = true
-    for (k, v) in pairs {
-        guard k.text != nil, v.text != nil, !isNumberLike(v), k.text?.isEmpty == false,
-            (k.text?.utf8.count ?? 0) <= 1024
-        else {
-            flat = false
-            break
-        }
-    }
-    if flat {
-        e.object(key) { o in
-            for (k, v) in pairs {
-                var s = v.text ?? ""
-                s.withUTF8 { u in o.string(dynamicKey: k.text ?? "", bytes: UnsafeRawBufferPointer(u)) }
-            }
-        }
-    } else {
-        e.array(key) { a in
-            for (k, v) in pairs {
-                a.object(nil) { o in
-                    writeValue(&o, "key", k, depth: depth + 2)
-                    writeValue(&o, "value", v, depth: depth + 2)
-                }
-            }
-        }
-    }
-}
-
-private func isNumberLike(_ v: RESPValue) -> Bool {
-    switch v.bare {
-    case .integer, .boolean, .double: return true
-    default: return false
-    }
-}
-
-private func writeValue(_ e: inout EntryBuilder, _ key: StaticString?, _ v: RESPValue, depth: Int) {
-    // The host nests at most 64 levels; the entry and response objects take 2.
-    guard depth < 56 else {
-        e.string(key, "[nested too deep]")
-        return
-    }
-    switch v {
-    case .simpleString(let s), .simpleError(let s), .bulkString(let s), .bigNumber(let s), .bulkError(let s):
-        e.string(key, s)
-    case .integer(let i): e.int(key, i)
-    case .null: e.null(key)
-    case .boolean(let b): e.bool(key, b)
-    case .double(let s):
-        if let d = Double(s), d.isFinite { e.double(key, d) } else { e.string(key, s) }
-    case .verbatim(let format, let text):
-        e.object(key) { o in
-            o.string("format", format)
-            o.string("text", text)
-        }
-    case .array(let items), .set(let items), .push(let items):
-        e.array(key) { a in for i in items { writeValue(&a, nil, i, depth: depth + 1) } }
-    case .map(let pairs):
-        writePairs(&e, key, pairs, depth: depth + 1)
-    case .attributed(let attrs, let inner):
-        e.object(key) { o in
-            writePairs(&o, "attributes", attrs, depth: depth + 1)
-            writeValue(&o, "value", inner, depth: depth + 1)
         }
     }
 }

@@ -19,6 +19,10 @@ public struct RedisLimits: Sendable {
     public var maxPendingBytes = 4 << 20
     /// Most arguments shown per command.
     public var maxArgs = 1000
+    /// A command unanswered for this long (capture time) becomes a timed-out entry.
+    /// Blocking commands (BLPOP 0, XREAD BLOCK...) may legitimately wait longer: their
+    /// late reply is then an entry of its own, named after the command.
+    public var commandTimeoutNs: Int64 = 30_000_000_000
     public init() {}
     public static let standard = RedisLimits()
 }

@@ -41,15 +41,60 @@ public struct StreamHost: @unchecked Sendable {
     /// response objects. Returns false when the host refused or the builder failed.
     @discardableResult
     public func emit(_ summary: EntrySummary, _ build: (inout EntryBuilder) -> Void) -> Bool {
-        withEntryInfo(summary) { info in
-            guard let entry = api.pointee.entry_begin(stream, info) else { return false }
-            var builder = EntryBuilder(api: api, entry: entry)
-            build(&builder)
-            if builder.status != KS_OK {
-                api.pointee.entry_abort(entry)
-                return false
+        withEntryInfo(summary) { emit(info: $0, build) }
+    }
+
+    /// Begins an entry with `info`, builds it, and commits it (or aborts it when the builder failed).
+    fileprivate func emit(info: UnsafePointer<ks_entry_info>, _ build: (inout EntryBuilder) -> Void) -> Bool {
+        guard let entry = api.pointee.entry_begin(stream, info) else { return false }
+        var builder = EntryBuilder(api: api, entry: entry)
+        build(&builder)
+        if builder.status != KS_OK {
+            api.pointee.entry_abort(entry)
+            return false
+        }
+        return api.pointee.entry_commit(entry) == KS_OK
+    }
+}
+
+/// The list-row texts of an entry as bytes the caller owns (UTF-8), for plugins
+/// that emit entries without making a String per entry. A nil field keeps the
+/// text of the `EntrySummary` it is given with.
+public struct EntryTexts {
+    public var method: UnsafeRawBufferPointer?
+    public var summary: UnsafeRawBufferPointer?
+    public var statusText: UnsafeRawBufferPointer?
+
+    public init(
+        method: UnsafeRawBufferPointer? = nil, summary: UnsafeRawBufferPointer? = nil,
+        statusText: UnsafeRawBufferPointer? = nil
+    ) {
+        self.method = method
+        self.summary = summary
+        self.statusText = statusText
+    }
+}
+
+extension StreamHost {
+    /// Emits one entry like `emit(_:_:)`, with list-row texts taken from `texts`
+    /// where given (the bytes need only live during the call).
+    @discardableResult
+    public func emit(_ summary: EntrySummary, texts: EntryTexts, _ build: (inout EntryBuilder) -> Void) -> Bool {
+        withEntryInfo(summary) { given in
+            var info = given.pointee
+            if let m = texts.method {
+                info.method = m.baseAddress?.assumingMemoryBound(to: CChar.self)
+                info.method_len = m.count
             }
-            return api.pointee.entry_commit(entry) == KS_OK
+            if let s = texts.summary {
+                info.summary = s.baseAddress?.assumingMemoryBound(to: CChar.self)
+                info.summary_len = s.count
+            }
+            if let t = texts.statusText {
+                info.status_text = t.baseAddress?.assumingMemoryBound(to: CChar.self)
+                info.status_text_len = t.count
+            }
+            return withUnsafePointer(to: &info) { emit(info: $0, build) }
         }
     }
 }

@@ -82,6 +82,12 @@ public struct EntryBuilder: ~Copyable {
         }
     }
 
+    @inline(__always)
+    private mutating func call(rawKey key: UnsafeRawBufferPointer, _ body: (UnsafePointer<CChar>?, Int) -> ks_status) {
+        guard status == KS_OK else { return }
+        status = body(key.baseAddress?.assumingMemoryBound(to: CChar.self), key.count)
+    }
+
     /// Opens an object under `key`, fills it with `body`, closes it.
     public mutating func object(_ key: StaticString?, _ body: (inout EntryBuilder) -> Void) {
         let e = entry
@@ -169,5 +175,133 @@ public struct EntryBuilder: ~Copyable {
         let e = entry
         let api = api
         call(key) { api.pointee.entry_null(e, $0, $1) }
+    }
+
+    // MARK: Keys known only at run time
+
+    // Field-table names, map keys, header names: the key is UTF-8 bytes (the host
+    // takes 1 to 1024 of them and refuses the entry otherwise; invalid sequences are
+    // replaced). The `rawKey:` forms make no String; the `dynamicKey:` forms take one.
+    // Inside an array the key is ignored, as with the static forms.
+
+    /// Opens an object under a run-time key, fills it with `body`, closes it.
+    public mutating func object(rawKey key: UnsafeRawBufferPointer, _ body: (inout EntryBuilder) -> Void) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { api.pointee.entry_object_begin(e, $0, $1) }
+        body(&self)
+        guard status == KS_OK else { return }
+        status = api.pointee.entry_object_end(e)
+    }
+
+    /// Opens an array under a run-time key, fills it with `body`, closes it.
+    public mutating func array(rawKey key: UnsafeRawBufferPointer, _ body: (inout EntryBuilder) -> Void) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { api.pointee.entry_array_begin(e, $0, $1) }
+        body(&self)
+        guard status == KS_OK else { return }
+        status = api.pointee.entry_array_end(e)
+    }
+
+    /// A string value from bytes under a run-time key.
+    public mutating func string(rawKey key: UnsafeRawBufferPointer, bytes: UnsafeRawBufferPointer) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { k, kl in
+            api.pointee.entry_string(e, k, kl, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+        }
+    }
+
+    /// Binary bytes (base64 in the JSON) under a run-time key.
+    public mutating func bytes(rawKey key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { k, kl in
+            api.pointee.entry_bytes(e, k, kl, value.baseAddress?.assumingMemoryBound(to: UInt8.self), value.count)
+        }
+    }
+
+    /// A signed integer (a JSON number) under a run-time key.
+    public mutating func int(rawKey key: UnsafeRawBufferPointer, _ value: Int64) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { api.pointee.entry_int(e, $0, $1, value) }
+    }
+
+    /// An unsigned integer (a JSON number) under a run-time key.
+    public mutating func uint(rawKey key: UnsafeRawBufferPointer, _ value: UInt64) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { api.pointee.entry_uint(e, $0, $1, value) }
+    }
+
+    /// A double (a JSON number; the host writes non-finite values as null) under a run-time key.
+    public mutating func double(rawKey key: UnsafeRawBufferPointer, _ value: Double) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { api.pointee.entry_double(e, $0, $1, value) }
+    }
+
+    /// A JSON boolean under a run-time key.
+    public mutating func bool(rawKey key: UnsafeRawBufferPointer, _ value: Bool) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { api.pointee.entry_bool(e, $0, $1, value) }
+    }
+
+    /// A JSON null under a run-time key.
+    public mutating func null(rawKey key: UnsafeRawBufferPointer) {
+        let e = entry
+        let api = api
+        call(rawKey: key) { api.pointee.entry_null(e, $0, $1) }
+    }
+
+    /// Opens an object under a run-time String key.
+    public mutating func object(dynamicKey key: String, _ body: (inout EntryBuilder) -> Void) {
+        var key = key
+        key.withUTF8 { object(rawKey: UnsafeRawBufferPointer($0), body) }
+    }
+
+    /// Opens an array under a run-time String key.
+    public mutating func array(dynamicKey key: String, _ body: (inout EntryBuilder) -> Void) {
+        var key = key
+        key.withUTF8 { array(rawKey: UnsafeRawBufferPointer($0), body) }
+    }
+
+    /// A String value under a run-time String key.
+    public mutating func string(dynamicKey key: String, _ value: String) {
+        var value = value
+        value.withUTF8 { v in string(dynamicKey: key, bytes: UnsafeRawBufferPointer(v)) }
+    }
+
+    /// A signed integer under a run-time String key.
+    public mutating func int(dynamicKey key: String, _ value: Int64) {
+        var key = key
+        key.withUTF8 { int(rawKey: UnsafeRawBufferPointer($0), value) }
+    }
+
+    /// An unsigned integer under a run-time String key.
+    public mutating func uint(dynamicKey key: String, _ value: UInt64) {
+        var key = key
+        key.withUTF8 { uint(rawKey: UnsafeRawBufferPointer($0), value) }
+    }
+
+    /// A double under a run-time String key.
+    public mutating func double(dynamicKey key: String, _ value: Double) {
+        var key = key
+        key.withUTF8 { double(rawKey: UnsafeRawBufferPointer($0), value) }
+    }
+
+    /// A boolean under a run-time String key.
+    public mutating func bool(dynamicKey key: String, _ value: Bool) {
+        var key = key
+        key.withUTF8 { bool(rawKey: UnsafeRawBufferPointer($0), value) }
+    }
+
+    /// A null under a run-time String key.
+    public mutating func null(dynamicKey key: String) {
+        var key = key
+        key.withUTF8 { null(rawKey: UnsafeRawBufferPointer($0)) }
     }
 }

@@ -18,10 +18,29 @@ import Testing
 
     @Test(arguments: files)
     func methodsMatchTshark(file: String) throws {
-        guard let tshark = Tools.which("tshark"), FileManager.default.isExecutableFile(atPath: Self.kubeshark),
-            let dir = Tools.corpus
-        else { return }
-        let path = dir.appendingPathComponent(file).path
+        guard let dir = Tools.corpus else { return }
+        try compareWithTshark(dir.appendingPathComponent(file).path, port: nil)
+    }
+
+    /// The committed recording (Tests/Fixtures/amqp/live_capture.py with a 20,000-byte
+    /// body against rabbitmq-server): the whole session in order, and tshark agrees.
+    @Test func committedRecording() throws {
+        let fixtures = Tools.repoRoot.appendingPathComponent("Tests/Fixtures/amqp")
+        let path = fixtures.appendingPathComponent("pika-session.pcap").path
+        let port = Int(try String(contentsOfFile: fixtures.appendingPathComponent("port").path, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines))
+        guard FileManager.default.isExecutableFile(atPath: Self.kubeshark) else { return }
+        let e = try dissectWithKubeshark(path)
+        #expect(e.map { $0.method ?? "" } == liveSessionMethods)
+        let headers = e.first { $0.str("summary") == "ks-ex/rk" }?.request?.obj("properties")?.obj("headers")
+        #expect(headers?.int("n") == 1 && headers?.str("s") == "v")
+        try compareWithTshark(path, port: port)
+    }
+
+    /// Our (channel, class, method) multiset equals tshark's, and nothing is malformed.
+    func compareWithTshark(_ path: String, port: Int?, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        guard let tshark = Tools.which("tshark"), FileManager.default.isExecutableFile(atPath: Self.kubeshark) else { return }
+        let file = (path as NSString).lastPathComponent
         var ours: [String: Int] = [:]
         var malformed = 0
         let out = try Tools.run(Self.kubeshark, ["dissect", path, "--plugins", "amqp", "--output", "json"])
@@ -33,7 +52,8 @@ import Testing
                 ours["\(r.int("channel") ?? -1):\(c).\(r.int("methodId") ?? -1)", default: 0] += 1
             }
         }
-        let t = try Tools.run(tshark, ["-n", "-r", path, "-Y", "amqp", "-T", "fields", "-E", "occurrence=a",
+        let decodeAs = port.map { ["-d", "tcp.port==\($0),amqp"] } ?? []
+        let t = try Tools.run(tshark, ["-n", "-r", path] + decodeAs + ["-Y", "amqp", "-T", "fields", "-E", "occurrence=a",
                                        "-E", "aggregator=,", "-e", "amqp.type", "-e", "amqp.channel",
                                        "-e", "amqp.method.class", "-e", "amqp.method.method"])
         var theirs: [String: Int] = [:]
@@ -48,8 +68,8 @@ import Testing
                 j += 1
             }
         }
-        #expect(!theirs.isEmpty, "\(file): tshark decoded nothing")
-        #expect(ours == theirs, "\(file)")
-        #expect(malformed == 0, "\(file)")
+        #expect(!theirs.isEmpty, "\(file): tshark decoded nothing", sourceLocation: sourceLocation)
+        #expect(ours == theirs, "\(file)", sourceLocation: sourceLocation)
+        #expect(malformed == 0, "\(file)", sourceLocation: sourceLocation)
     }
 }

@@ -11,7 +11,7 @@ import Testing
         let start = e[0]
         #expect(start.request?.str("protocolHeader") == "AMQP 0-9-1")
         #expect(start.request?.args?.obj("serverProperties")?.str("product") == "RabbitMQ")
-        #expect(start.request?.args?.obj("serverProperties")?.str("capabilities") == #"{"publisher_confirms":true}"#)
+        #expect(start.request?.args?.obj("serverProperties")?.obj("capabilities")?["publisher_confirms"] as? Bool == true)
         #expect(start.response?.method == "connection.start-ok")
         #expect(start.response?.args?.str("response") == "[redacted]")
         #expect(start.response?.args?.str("mechanism") == "PLAIN")
@@ -45,7 +45,7 @@ import Testing
         let declare = e[4]
         #expect(declare.str("summary") == "jobs")
         #expect(declare.request?.args?.bool("durable") == true)
-        #expect(declare.request?.args?.obj("arguments")?.str("x-max-length") == "1000")
+        #expect(declare.request?.args?.obj("arguments")?.int("x-max-length") == 1000)
         #expect(declare.response?.args?.int("messageCount") == 3)
         let pub = e[5]
         #expect(pub.response == nil && pub.flags.isEmpty)
@@ -53,8 +53,9 @@ import Testing
         #expect(pub.request?.int("bodySize") == 5)
         #expect(pub.request?.obj("properties")?.str("contentType") == "text/plain")
         #expect(pub.request?.obj("properties")?.int("deliveryMode") == 2)
-        #expect(pub.request?.obj("properties")?.obj("headers")?.str("n") == "-5")
-        #expect(pub.request?.obj("properties")?.obj("headers")?.str("d") == "123.45")
+        #expect(pub.request?.obj("properties")?.obj("headers")?.int("n") == -5)
+        #expect(pub.request?.obj("properties")?.obj("headers")?["ok"] as? Bool == true)
+        #expect(pub.request?.obj("properties")?.obj("headers")?.double("d") == 123.45)
         #expect(pub.str("summary") == "jobs")
         let del = e[7]
         #expect(del.request == nil)
@@ -123,14 +124,23 @@ import Testing
             e.u16(0); e.shortstr("q"); e.shortstr("amq.headers"); e.shortstr(""); e.bits(false); e.table(t)
         }))
         segs.append((s2c, method(1, 50, 21)))
-        let e = try run(segs).last!
+        let raw = try makeHarness().runTCP(segments: segs).last ?? ""
+        let e = parseJSON(raw)
         let a = e.request?.args?.obj("arguments") ?? [:]
-        #expect(a.str("t") == "false" && a.str("b") == "-1" && a.str("B") == "255" && a.str("s") == "-2")
-        #expect(a.str("u") == "65535" && a.str("I") == "-3" && a.str("i") == "4000000000" && a.str("l") == "-4")
-        #expect(a.str("f") == "1.5" && a.str("d") == "2.25" && a.str("D") == "-1.5" && a.str("S") == "x\"y")
-        #expect(a.str("x") == "\"AQI=\"" && a.str("T") == "1700000000" && a.str("V") == "null")
-        #expect(a.str("A") == #"[1,"two",{"k":true}]"#)
-        #expect(a.str("F") == #"{"inner":{"deep":1}}"#)
+        // JSON booleans, not 0/1 or strings.
+        #expect(raw.contains(#""t":false"#) && raw.contains(#"{"k":true}"#))
+        // Types are kept: numbers are JSON numbers, booleans booleans, tables objects.
+        #expect(a["t"] as? Bool == false)
+        #expect(a.int("b") == -1 && a.int("B") == 255 && a.int("s") == -2 && a.int("u") == 65535)
+        #expect(a.int("I") == -3 && a.int("l") == -4 && (a["i"] as? NSNumber)?.int64Value == 4_000_000_000)
+        #expect(a.double("f") == 1.5 && a.double("d") == 2.25 && a.double("D") == -1.5 && a.str("S") == "x\"y")
+        #expect(a.str("x") == "AQI=" && a.int("T") == 1_700_000_000 && a["V"] is NSNull)
+        let array = a["A"] as? [Any] ?? []
+        #expect(array.count == 3 && (array.first as? NSNumber)?.intValue == 1 && array.dropFirst().first as? String == "two")
+        #expect((array.last as? JSON)?["k"] as? Bool == true)
+        #expect(a.obj("F")?.obj("inner")?.int("deep") == 1)
+        // Numbers are not strings any more.
+        #expect(a.str("b") == nil && a.str("T") == nil)
         #expect(e.flags.isEmpty)
     }
 

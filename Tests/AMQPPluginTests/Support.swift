@@ -42,6 +42,7 @@ extension Dictionary where Key == String, Value == Any {
     func str(_ k: String) -> String? { self[k] as? String }
     func int(_ k: String) -> Int? { (self[k] as? NSNumber)?.intValue }
     func bool(_ k: String) -> Bool? { (self[k] as? NSNumber)?.boolValue }
+    func double(_ k: String) -> Double? { (self[k] as? NSNumber)?.doubleValue }
     var flags: [String] { self["flags"] as? [String] ?? [] }
     var request: JSON? { obj("request") }
     var response: JSON? { obj("response") }
@@ -202,4 +203,19 @@ enum Tools {
     static func run(_ executable: String, _ arguments: [String]) throws -> String {
         try TestProcess.run(executable, arguments).stdout
     }
+}
+
+// MARK: Recorded sessions
+
+/// The methods of Tests/Fixtures/amqp/live_capture.py's session, in order.
+let liveSessionMethods = [
+    "connection.start", "connection.tune", "connection.open", "channel.open", "queue.declare",
+    "exchange.declare", "queue.bind", "basic.publish", "basic.publish", "basic.get", "basic.get", "basic.get",
+    "queue.delete", "channel.close", "connection.close",
+]
+
+/// The entries the built `kubeshark dissect --plugins amqp` prints for a capture.
+func dissectWithKubeshark(_ path: String) throws -> [JSON] {
+    let out = try Tools.run(CorpusTests.kubeshark, ["dissect", path, "--plugins", "amqp", "--output", "json"])
+    return out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? JSON }
 }

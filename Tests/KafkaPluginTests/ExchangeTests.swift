@@ -107,6 +107,35 @@ import Testing
         }
     }
 
+    /// Keys and values are text when they are printable UTF-8 (multi-byte included),
+    /// base64 otherwise: control characters, bad continuations, overlong forms,
+    /// surrogates, code points past U+10FFFF and cut sequences.
+    @Test func recordValuesAreTextOnlyWhenPrintableUTF8() throws {
+        let text: [[UInt8]] = [Array("héllo ✓ 🚀\tline\r\n".utf8), Array("plain".utf8), []]
+        let binary: [[UInt8]] = [
+            [0x61, 0x01], [0xC3], [0xC3, 0x28], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80],
+            [0xF4, 0x90, 0x80, 0x80], [0xF0, 0x9F, 0x9A], [0xFF], [0x80],
+        ]
+        let values = text + binary
+        let recs = values.map { TestRecord(key: "k", value: nil, rawValue: $0) }
+        let batch = recordBatch(count: recs.count, payload: recordsBytes(recs))
+        let entries = try run([
+            (c2s, Self.produce(version: 3, correlation: 5, batch: batch)),
+            (s2c, Self.produceResponse(version: 3, correlation: 5)),
+        ])
+        let batches = entries.first?.request?.obj("payload")?.arr("topics")?.first?.arr("partitions")?.first?
+            .arr("records")
+        let records = batches?.first?.arr("records") ?? []
+        try #require(records.count == values.count, "\(entries)")
+        for (r, v) in zip(records, values) {
+            if text.contains(v) {
+                #expect(r.str("value") == String(decoding: v, as: UTF8.self), "\(v)")
+            } else {
+                #expect(r.str("value") == Data(v).base64EncodedString(), "\(v) should be base64")
+            }
+        }
+    }
+
     @Test(arguments: [Int16(3), 7, 9, 11])
     func produceRecordBatch(version: Int16) throws {
         let recs = [
@@ -205,6 +234,39 @@ import Testing
         #expect(only.response?.int("size") == 10)
         let req = try #require(entries.first { $0.flags.contains("requestOnly") })
         #expect(req.method == "Heartbeat")
+    }
+
+    /// A request unanswered for 60 s of capture time becomes a timed-out entry at the
+    /// next tick; its late response is still decoded (the API is remembered) and
+    /// requests still waiting are flushed unanswered at close.
+    @Test func unansweredRequestsTimeOutAndLateResponsesAreDecoded() throws {
+        let t0: Int64 = 1_700_000_000_000_000_000
+        let heartbeat = { (id: Int32) in request(key: 12, version: 0, correlation: id) { e in e.str("g"); e.i32(1); e.str("m") } }
+        let h = try makeHarness()
+        let raw = h.run(events: [
+            .data(c2s, heartbeat(1), timestampNs: t0),
+            .data(c2s, heartbeat(2), timestampNs: t0 + 30_000_000_000),
+            .tick(nowNs: t0 + 59_000_000_000),  // nothing old enough yet
+            .data(c2s, heartbeat(3), timestampNs: t0 + 59_500_000_000),
+            .data(s2c, response(correlation: 3) { e in e.i16(0) }, timestampNs: t0 + 59_600_000_000),
+            .tick(nowNs: t0 + 60_000_000_000),  // request 1 times out
+            .data(s2c, response(correlation: 1) { e in e.i16(27) }, timestampNs: t0 + 61_000_000_000),
+        ], serverPort: 9092)
+        let entries = raw.map(parseJSON)
+        try #require(entries.count == 4, "\(raw)")
+        // Request 3 answered in time.
+        #expect(entries[0].request?.int("correlationId") == 3 && entries[0].flags.isEmpty)
+        // Request 1: timed out, request only.
+        #expect(entries[1].request?.int("correlationId") == 1)
+        #expect(entries[1].flags.contains("timedOut") && entries[1].flags.contains("requestOnly"))
+        #expect(entries[1].response == nil)
+        // Its late response: decoded as a Heartbeat response, response only.
+        #expect(entries[2].method == "Heartbeat" && entries[2].flags == ["responseOnly"])
+        #expect(entries[2].str("statusText") == "REBALANCE_IN_PROGRESS")
+        #expect(entries[2].response?.int("errorCode") == 27)
+        // Request 2 never answered nor timed out: flushed at close.
+        #expect(entries[3].request?.int("correlationId") == 2)
+        #expect(entries[3].flags == ["requestOnly"])
     }
 
     /// Every API key's request header is decoded, with the body decoded or named undecoded.

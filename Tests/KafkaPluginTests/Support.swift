@@ -115,6 +115,8 @@ struct TestRecord {
     var key: String?
     var value: String?
     var headers: [(String, String)] = []
+    /// Raw value bytes (any, not only UTF-8); used instead of `value` when set.
+    var rawValue: [UInt8]? = nil
 }
 
 /// The records of a magic-2 batch, uncompressed.
@@ -126,7 +128,7 @@ func recordsBytes(_ records: [TestRecord]) -> [UInt8] {
         x.varint(Int64(i))  // timestamp delta
         x.varint(Int64(i))  // offset delta
         if let k = r.key { x.varint(Int64(k.utf8.count)); x.b += Array(k.utf8) } else { x.varint(-1) }
-        if let v = r.value { x.varint(Int64(v.utf8.count)); x.b += Array(v.utf8) } else { x.varint(-1) }
+        if let v = r.rawValue ?? r.value.map({ Array($0.utf8) }) { x.varint(Int64(v.count)); x.b += v } else { x.varint(-1) }
         x.varint(Int64(r.headers.count))
         for (hk, hv) in r.headers {
             x.varint(Int64(hk.utf8.count)); x.b += Array(hk.utf8)

@@ -20,6 +20,36 @@ import Testing
         #expect(entries.allSatisfy { $0.flags.isEmpty })
     }
 
+    /// A command unanswered for 30 s of capture time becomes a timed-out entry at the
+    /// next tick; it keeps its place in the queue, so its late reply does not shift
+    /// the pairing of the replies after it, and it names the late reply's entry.
+    @Test func unansweredCommandsTimeOutWithoutShiftingLaterReplies() throws {
+        let t0: Int64 = 1_700_000_000_000_000_000
+        let h = try makeHarness()
+        let raw = h.run(events: [
+            .data(c2s, command("BLPOP", "jobs", "0"), timestampNs: t0),
+            .data(c2s, command("GET", "a"), timestampNs: t0 + 10_000_000_000),
+            .tick(nowNs: t0 + 29_000_000_000),  // nothing old enough yet
+            .tick(nowNs: t0 + 30_000_000_000),  // BLPOP times out
+            .tick(nowNs: t0 + 31_000_000_000),  // not emitted twice
+            .data(s2c, array([bulk("jobs"), bulk("j1")]), timestampNs: t0 + 35_000_000_000),
+            .data(s2c, bulk("1"), timestampNs: t0 + 35_000_100_000),
+            .data(c2s, command("GET", "b"), timestampNs: t0 + 36_000_000_000),
+        ], serverPort: 6379)
+        let entries = raw.map(parseJSON)
+        try #require(entries.count == 4, "\(raw)")
+        #expect(entries[0].method == "BLPOP" && entries[0].str("summary") == "jobs")
+        #expect(entries[0].flags.contains("timedOut") && entries[0].flags.contains("requestOnly"))
+        // The late reply: its own entry, named after the command, without the request.
+        #expect(entries[1].method == "BLPOP" && entries[1].flags == ["responseOnly"] && entries[1].request == nil)
+        #expect((entries[1].response?["value"] as? [String]) == ["jobs", "j1"])
+        // GET a still gets its own reply.
+        #expect(entries[2].method == "GET" && entries[2].str("summary") == "a" && entries[2].flags.isEmpty)
+        #expect(entries[2].response?.str("value") == "1")
+        // GET b, never answered nor timed out, is flushed at close.
+        #expect(entries[3].str("summary") == "b" && entries[3].flags == ["requestOnly"])
+    }
+
     @Test func unansweredAndUnsolicited() throws {
         let entries = try run([(c2s, command("GET", "a") + command("GET", "b")), (s2c, bulk("1"))])
         #expect(entries.count == 2)
