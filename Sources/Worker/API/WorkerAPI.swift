@@ -11,7 +11,7 @@ import NIOCore
 /// - `GET /api/sessions/{session}/entries/{id}`: one full entry.
 /// - `GET /api/sessions/{session}/entries/{id}/pcap`: the pcap of the entry's stream.
 /// - `GET /api/pcap?from=TIME&to=TIME`: the raw ring for a time range, as one pcap.
-/// - `GET /api/stats`, `GET /api/sessions`: statistics and sessions, JSON.
+/// - `GET /api/stats`, `GET /api/sessions`, `GET /api/pods`: statistics, sessions, targeted pods (JSON).
 /// - `POST /api/ring/flush-oldest`: flushes the oldest segment now (operators).
 /// - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus).
 public enum WorkerAPI {
@@ -34,6 +34,7 @@ public enum WorkerAPI {
         }
         router.get("/api/stats") { _, _ in json(WorkerStats.describe(service)) }
         router.get("/api/sessions") { _, _ in json(.array(service.openSessions.map(WorkerStats.describe))) }
+        router.get("/api/pods") { _, _ in json(.array(service.targetedPods.map(WorkerStats.describe))) }
         router.get("/api/sessions/:session/entries/:entry") { _, context -> Response in
             let stored = try entry(service, context)
             return Response(status: .ok, headers: [.contentType: "application/json"],
