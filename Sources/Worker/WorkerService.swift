@@ -18,6 +18,8 @@ public struct WorkerConfiguration: Sendable {
     public var sessionEntryBytes = 16 << 20
     /// Most sessions open at once.
     public var maxSessions = 32
+    /// When set, every API request must carry it (required off loopback).
+    public var accessToken: String?
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }

@@ -15,12 +15,22 @@ import NIOCore
 /// - `POST /api/ring/flush-oldest`: flushes the oldest segment now (operators).
 /// - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus).
 public enum WorkerAPI {
+    /// The token to require when listening on `host`: the one given, else a new
+    /// one when `host` is not loopback, else none.
+    public static func accessToken(given: String?, host: String) -> String? {
+        if let given, !given.isEmpty { return given }
+        return isLoopback(host) ? nil : AccessTokenMiddleware<BasicWebSocketRequestContext>.generate()
+    }
+
     /// The application serving `service`; `onRunning` gets the bound port.
     public static func makeApplication(
         service: WorkerService, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: BasicWebSocketRequestContext.self)
         let metrics = WorkerMetrics(service: service)
+        if let token = service.configuration.accessToken {
+            router.add(middleware: AccessTokenMiddleware<BasicWebSocketRequestContext>(token: token))
+        }
 
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
