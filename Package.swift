@@ -66,7 +66,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/Worker"
+            path: "Sources/Worker",
+            // The web dashboard (plain HTML/CSS/JavaScript, no build step), served at / and /dashboard/.
+            resources: [.copy("Dashboard")]
         ),
         .executableTarget(
             name: "kubeshark",
@@ -109,7 +111,7 @@ let package = Package(
             name: "WorkerTests",
             dependencies: ["TestKit", "Host"],
             path: "Tests/WorkerTests",
-            exclude: ["ws_client.py"]
+            exclude: ["ws_client.py", "dashboard_driver.py"]
         ),
     ]
 )
