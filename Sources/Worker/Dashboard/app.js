@@ -137,7 +137,8 @@
 
   // ---- Filter -------------------------------------------------------------------
   function applyFilter(query) {
-    query = query.trim();
+    // Sent as typed (the error position then points into the field); only blank means all.
+    if (!query.trim()) query = "";
     const url = new URL(location.href);
     if (query) url.searchParams.set("q", query); else url.searchParams.delete("q");
     history.replaceState(null, "", url);
@@ -236,7 +237,7 @@
     countEl.textContent = `${n.toLocaleString()} entr${n === 1 ? "y" : "ies"}`;
     $("dropped").textContent = state.droppedOldest
       ? `${state.droppedOldest.toLocaleString()} oldest dropped (keeps the last ${MAX_ENTRIES.toLocaleString()})` : "";
-    $("follow").hidden = state.follow || n === 0;
+    $("follow").hidden = state.follow || n === 0 || list.scrollHeight <= list.clientHeight;
     const pause = $("pause");
     const waiting = state.pending.length;
     pause.textContent = state.paused ? `Resume${waiting ? ` (${waiting.toLocaleString()} new)` : ""}` : "Pause";
@@ -293,7 +294,9 @@
       return { text: String(e.status), cls: k >= 1 && k <= 5 ? `st-${k}` : "st-x" };
     }
     const t = e.statusText || (e.unanswered ? "no reply" : "");
-    return { text: t, cls: /error|fail|refused|servfail|nxdomain|denied|^no reply$/i.test(t) ? "st-err" : "st-x" };
+    // "NOERROR" (DNS) and "NONE" (Kafka) are fine; error, fail, SERVFAIL, NXDOMAIN... are not.
+    const bad = /(^|[^a-z])(error|err|fail|failed|refused|denied)|servfail|nxdomain|^no reply$/i.test(t);
+    return { text: t, cls: bad ? "st-err" : "st-x" };
   }
 
   function endpoint(x) {
@@ -396,7 +399,8 @@
     const meta = $("detail-meta");
     meta.replaceChildren();
     const add = (k, v) => { if (v !== "" && v !== undefined) { meta.appendChild(el("dt", "", k)); meta.appendChild(el("dd", "", v)); } };
-    add("protocol", [p.longName || p.name, p.version].filter(Boolean).join(" "));
+    const longName = p.longName || p.name || "";
+    add("protocol", p.version && !longName.includes(p.version) ? `${longName} ${p.version}` : longName);
     add("source", endpointLong(e.src));
     add("destination", endpointLong(e.dst));
     if (typeof e.timestamp === "number") add("time", new Date(e.timestamp).toISOString());
@@ -526,6 +530,7 @@
     const entries = Array.isArray(v) ? v.map((x, i) => [`[${i}]`, x]) : Object.entries(v);
     if (!entries.length) return el("span", "muted", Array.isArray(v) ? "[]" : "{}");
     const t = kvTable(entries, "fields");
+    t.classList.add("nested");
     if (depth < 2) return t;
     const d = el("details", "tree");
     d.appendChild(el("summary", "", Array.isArray(v) ? `${v.length} items` : `${entries.length} fields`));
