@@ -194,6 +194,8 @@
         state.entries.splice(0, over);
         state.droppedOldest += over;
         if (state.selected >= 0) state.selected = state.selected >= over ? state.selected - over : -1;
+        // Someone reading older rows keeps seeing the same rows while the oldest go.
+        if (!state.follow) list.scrollTop = Math.max(0, list.scrollTop - over * ROW_H);
       }
     }
     render();
