@@ -92,7 +92,7 @@
           state.session = msg.session;
           resetList();
           showFilterError(null);
-          backoffMs = 1000;
+          conn.liveSince = Date.now();
           setConn(state.paused ? "paused" : "live", state.paused ? "paused (live)" : "live");
           $("session").textContent = `session ${msg.session}`;
         }
@@ -128,6 +128,9 @@
       return;  // a new query failed to connect; the old one still streams
     }
     if (conn === live) live = null;
+    // The wait grows while connections keep failing, also those the worker accepted
+    // and then dropped at once (a client too slow at the start of the ring).
+    if (conn.liveSince && Date.now() - conn.liveSince > 10000) backoffMs = 1000;
     const reason = conn.closingReason || ev.reason || (ev.code === 1006 ? "connection lost" : `code ${ev.code}`);
     const secs = Math.round(backoffMs / 1000);
     setConn("closed", `closed: ${reason} — reconnecting in ${secs}s`);
