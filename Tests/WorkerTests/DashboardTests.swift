@@ -121,7 +121,7 @@ struct DashboardBrowserTests {
         defer { try? FileManager.default.removeItem(atPath: pcap) }
         let steps = try Self.drive(worker, [
             "--expect-count", "3", "--filter", "response.status == 204", "--filter-count", "1",
-            "--bad-filter", "response.status == ", "--pcap-out", pcap,
+            "--bad-filter", "response.status == ", "--pcap-out", pcap, "--pause-query", "http",
         ])
 
         let load = try #require(steps["load"])
@@ -163,6 +163,14 @@ struct DashboardBrowserTests {
             #expect(try WorkerAPITests.tcpdumpCount(pcap) == (try WorkerAPITests.tcpdumpCount(file)))
         }
         #expect(steps["close"]?["hidden"] as? Bool == true, "Esc closes the detail")
+
+        // Paused, a new query's entries wait (counted on the button); resumed, they show.
+        let pause = try #require(steps["pause"])
+        #expect(pause["conn"] as? String == "paused (live)")
+        let whilePaused = (pause["whilePaused"] as? [String: Any]) ?? [:]
+        #expect(whilePaused["count"] as? Int == 0 && whilePaused["button"] as? String == "Resume (3 new)", "\(whilePaused)")
+        #expect(pause["count"] as? Int == 3 && pause["button"] as? String == "Pause")
+        #expect(pause["active"] as? String == "row-1", "g then j selects the second row")
         #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
     }
 
@@ -180,6 +188,20 @@ struct DashboardBrowserTests {
         let sides = (detail["sides"] as? [String]) ?? []
         #expect(sides.count == 2 && sides.allSatisfy { $0.contains("questions") && $0.contains("web.test") }, "\(sides)")
         #expect(sides.last?.contains("answers") == true)
+        #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
+    }
+
+    @Test("a client the worker drops as too slow shows the reason and reconnects, waiting longer each time")
+    func slowClientReconnects() throws {
+        let worker = try WorkerAPITests.RunningWorker(["-r", WorkerAPITests.fixture("http1-pipelined.pcap"),
+                                                       "--client-queue-limit", "100"])
+        defer { _ = worker.stop() }
+        let steps = try Self.drive(worker, ["--expect-count", "0", "--watch-conn", "5"])
+        let states = (steps["conn"]?["states"] as? [String]) ?? []
+        let closed = states.filter { $0.hasPrefix("closed: client too slow") }
+        #expect(closed.count >= 2, "\(states)")
+        #expect(closed.first?.hasSuffix("reconnecting in 1s") == true, "\(states)")
+        #expect(closed.contains { $0.hasSuffix("reconnecting in 2s") }, "the wait grows: \(states)")
         #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
     }
 }

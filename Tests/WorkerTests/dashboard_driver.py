@@ -152,7 +152,14 @@ async def scenario(cdp, args, downloads):
              invalid=await cdp.js("document.getElementById('filter').getAttribute('aria-invalid')"))
         await cdp.escape()
 
-    # 4. Keyboard: Esc leaves the filter, j selects the first row, Enter opens it.
+    if args.expect_count > 0:
+        await open_and_download(cdp, args, downloads)
+    await later_steps(cdp, args)
+    emit("errors", errors=cdp.errors())
+
+
+async def open_and_download(cdp, args, downloads):
+    # 4. Keyboard: g selects the first row, Enter opens it.
     await cdp.js("document.getElementById('list').focus()")
     await cdp.type_char("g")
     await cdp.enter()
@@ -198,7 +205,39 @@ async def scenario(cdp, args, downloads):
     # 6. Esc closes the detail.
     await cdp.escape()
     emit("close", hidden=await cdp.js("document.getElementById('detail').hidden"))
-    emit("errors", errors=cdp.errors())
+
+
+async def later_steps(cdp, args):
+    # 7. Pause (p) buffers what a new query brings, Resume shows it; j moves the selection.
+    if args.pause_query is not None:
+        await cdp.type_char("p")
+        paused = await cdp.js("document.getElementById('conn').textContent")
+        await cdp.type_char("/")
+        await cdp.send("Input.insertText", text=args.pause_query)
+        await cdp.enter()
+        await cdp.wait("Number(document.getElementById('pause').dataset.waiting) > 0")
+        await asyncio.sleep(0.5)
+        while_paused = dict(count=await cdp.js(COUNT), button=await cdp.js("document.getElementById('pause').textContent"))
+        await cdp.escape()
+        await cdp.type_char("p")
+        await cdp.wait(f"{COUNT} > 0")
+        await cdp.type_char("g")
+        await cdp.type_char("j")
+        await asyncio.sleep(0.3)  # the selection is drawn on the next frame
+        emit("pause", conn=paused, whilePaused=while_paused, count=await cdp.js(COUNT),
+             button=await cdp.js("document.getElementById('pause').textContent"),
+             active=await cdp.js("document.getElementById('list').getAttribute('aria-activedescendant')"))
+
+    # 8. The connection state over a while (a worker that drops slow clients).
+    if args.watch_conn:
+        seen = []
+        end = time.time() + args.watch_conn
+        while time.time() < end:
+            text = await cdp.js("document.getElementById('conn').textContent")
+            if not seen or seen[-1] != text:
+                seen.append(text)
+            await asyncio.sleep(0.05)
+        emit("conn", states=seen)
 
 
 async def main():
@@ -211,6 +250,8 @@ async def main():
     ap.add_argument("--bad-filter")
     ap.add_argument("--pcap-out")
     ap.add_argument("--screenshot")
+    ap.add_argument("--pause-query")
+    ap.add_argument("--watch-conn", type=float, default=0)
     args = ap.parse_args()
 
     profile = tempfile.mkdtemp(prefix="ks-chromium-")
