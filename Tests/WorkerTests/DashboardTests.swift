@@ -204,4 +204,33 @@ struct DashboardBrowserTests {
         #expect(closed.contains { $0.hasSuffix("reconnecting in 2s") }, "the wait grows: \(states)")
         #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
     }
+
+    @Test("markup captured in traffic is shown as text, never made into elements")
+    func capturedMarkupIsText() throws {
+        // The fixture's request with its User-Agent (curl/kstest) replaced by markup of
+        // the same length (the dissector does not verify checksums).
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: WorkerAPITests.fixture("http1-post-json.pcap"))))
+        let from = Array("curl/kstest".utf8), to = Array("<img src=x>".utf8)
+        var replaced = 0
+        var i = 0
+        while i + from.count <= bytes.count {
+            if Array(bytes[i..<i + from.count]) == from {
+                bytes.replaceSubrange(i..<i + from.count, with: to)
+                replaced += 1
+            }
+            i += 1
+        }
+        #expect(replaced == 1)
+        let file = NSTemporaryDirectory() + "ks-markup-\(getpid()).pcap"
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let worker = try WorkerAPITests.RunningWorker(["-r", file])
+        defer { _ = worker.stop() }
+        let steps = try Self.drive(worker, ["--expect-count", "1"])
+        let detail = try #require(steps["detail"])
+        let headers = (detail["requestHeaders"] as? [[String]]) ?? []
+        #expect(headers.contains(["User-Agent", "<img src=x>"]), "\(headers)")
+        #expect(detail["elements"] as? Int == 0, "no element made from captured text")
+        #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
+    }
 }

@@ -171,6 +171,7 @@ async def open_and_download(cdp, args, downloads):
          requestHeaders=await cdp.js("[...document.querySelectorAll('#detail-body section[aria-label=Request] table[aria-label=headers] tr')].map(r => [r.children[0].textContent, r.children[1].textContent])"),
          responseStatus=await cdp.js("(document.querySelector('#detail-body section[aria-label=Response] .resp-status')||{}).textContent"),
          body=await cdp.js("[...document.querySelectorAll('#detail-body pre.body')].map(p => p.textContent)"),
+         elements=await cdp.js("document.querySelectorAll('#detail img, #list img, #detail script, #list script').length"),
          sides=await cdp.js("[...document.querySelectorAll('#detail-body section')].map(s => s.textContent)"),
          pcap=await cdp.js("document.getElementById('pcap').getAttribute('href')"))
 
