@@ -33,6 +33,10 @@ enum DashboardRoutes {
     }
 
     static func add(to router: Router<BasicWebSocketRequestContext>) {
+        // Read now: a worker installed without its resource bundle (which, like the
+        // plugins, goes next to the executable) stops at start with Bundle.module's
+        // message, never on a first page view in the middle of a capture.
+        _ = files
         router.get("/") { request, _ in serve("index.html", request) }
         // The router matches "/dashboard" and "/dashboard/" alike: the bare name is
         // sent to the directory, so that relative links would resolve under it.
