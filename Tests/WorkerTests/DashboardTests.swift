@@ -133,6 +133,14 @@ struct DashboardBrowserTests {
         #expect(rows.contains { $0.contains("/static/page.txt") && $0.contains("304") }, "\(rows)")
         #expect(rows.allSatisfy { $0.contains("10.231.0.1:80") }, "destination ip:port: \(rows)")
         #expect(load["conn"] as? String == "live")
+        // Statistics from /api/stats: every packet of the file received, none dropped.
+        let stats = (load["stats"] as? [String: String]) ?? [:]
+        #expect(stats["received"] == String(try WorkerAPITests.tcpdumpCount(file)), "\(stats)")
+        #expect(stats["dropped by kernel"] == "0" && stats["dropped by us"] == "0", "\(stats)")
+        #expect(stats["capture"] == "pcap-file (stopped)" && stats["segments"] == "1", "\(stats)")
+        #expect((load["ring"] as? String)?.hasSuffix("of 500.0 MiB") == true, "\(load["ring"] ?? "")")
+        // A worker has no pod list, and the panel says so rather than showing one.
+        #expect((load["pods"] as? String)?.contains("No pod list from this worker") == true, "\(load["pods"] ?? "")")
 
         let filter = try #require(steps["filter"])
         #expect(filter["focused"] as? String == "filter", "/ focuses the filter")

@@ -117,8 +117,14 @@ async def scenario(cdp, args, downloads):
 
     # 1. The entries of the capture arrive.
     await cdp.wait(f"{COUNT} >= {args.expect_count}")
+    await cdp.wait("!!document.querySelector('[data-stat=received]') && "
+                   "document.getElementById('pods-count').textContent !== ''")
     await asyncio.sleep(0.5)  # anything beyond the expected count would show now
-    emit("load", count=await cdp.js(COUNT), rows=await cdp.js(ROWS),
+    stats = await cdp.js("Object.fromEntries([...document.querySelectorAll('#stats-list dd')]"
+                         ".map(d => [d.dataset.stat, d.textContent]))")
+    emit("load", count=await cdp.js(COUNT), rows=await cdp.js(ROWS), stats=stats,
+         ring=await cdp.js("document.getElementById('ring-text').textContent"),
+         pods=await cdp.js("document.getElementById('pods').textContent"),
          conn=await cdp.js("document.getElementById('conn').textContent"),
          title=await cdp.js("document.title"))
     if args.screenshot:
