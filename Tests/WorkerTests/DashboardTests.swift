@@ -154,6 +154,7 @@ struct DashboardBrowserTests {
         #expect(bad["position"] as? String == "19")
         #expect(bad["invalid"] as? String == "true")
         #expect(bad["count"] as? Int == 1, "a refused query keeps the list it had")
+        #expect(bad["url"] as? String == filter["url"] as? String, "and the URL of the query still shown")
 
         let detail = try #require(steps["detail"])
         #expect(detail["opened"] as? Bool == true, "\(detail)")

@@ -155,7 +155,8 @@ async def scenario(cdp, args, downloads):
              error=await cdp.js("document.getElementById('filter-error').textContent"),
              position=await cdp.js("document.getElementById('filter-error').dataset.position"),
              marked=await cdp.js("(document.querySelector('#filter-error mark')||{}).textContent"),
-             invalid=await cdp.js("document.getElementById('filter').getAttribute('aria-invalid')"))
+             invalid=await cdp.js("document.getElementById('filter').getAttribute('aria-invalid')"),
+             url=await cdp.js("location.href"))
         await cdp.escape()
 
     if args.expect_count > 0:

@@ -90,6 +90,7 @@
           if (old) { old.abandoned = true; old.ws.close(1000, "new query"); }
           state.query = conn.query;
           state.session = msg.session;
+          rememberQuery(conn.query);
           resetList();
           showFilterError(null);
           conn.liveSince = Date.now();
@@ -142,10 +143,15 @@
   function applyFilter(query) {
     // Sent as typed (the error position then points into the field); only blank means all.
     if (!query.trim()) query = "";
+    connect(query, true);
+  }
+
+  // The URL names the query being shown, so a link reproduces the view; a refused
+  // query never gets there.
+  function rememberQuery(query) {
     const url = new URL(location.href);
     if (query) url.searchParams.set("q", query); else url.searchParams.delete("q");
     history.replaceState(null, "", url);
-    connect(query, true);
   }
 
   function showFilterError(err) {
@@ -240,6 +246,7 @@
     const countEl = $("count");
     countEl.dataset.count = String(n);
     countEl.textContent = `${n.toLocaleString()} entr${n === 1 ? "y" : "ies"}`;
+    countEl.title = `The list keeps the last ${MAX_ENTRIES.toLocaleString()} entries.`;
     $("dropped").textContent = state.droppedOldest
       ? `${state.droppedOldest.toLocaleString()} oldest dropped (keeps the last ${MAX_ENTRIES.toLocaleString()})` : "";
     $("follow").hidden = state.follow || n === 0 || list.scrollHeight <= list.clientHeight;
