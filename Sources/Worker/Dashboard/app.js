@@ -53,7 +53,7 @@
     c.title = text;
   }
 
-  function connect(query, userAction) {
+  function connect(query) {
     clearTimeout(reconnectTimer);
     if (trying) { trying.abandoned = true; trying.ws.close(1000, "superseded"); }
     const attempt = { ws: new WebSocket(wsURL(query)), query, accepted: false, refused: false, abandoned: false };
@@ -62,7 +62,6 @@
     attempt.ws.onmessage = (ev) => onMessage(attempt, ev.data);
     attempt.ws.onclose = (ev) => onClose(attempt, ev);
     attempt.ws.onerror = () => {};  // the close event carries what we can know
-    attempt.userAction = userAction;
   }
 
   function onMessage(conn, data) {
@@ -143,7 +142,7 @@
   function applyFilter(query) {
     // Sent as typed (the error position then points into the field); only blank means all.
     if (!query.trim()) query = "";
-    connect(query, true);
+    connect(query);
   }
 
   // The URL names the query being shown, so a link reproduces the view; a refused
@@ -708,7 +707,7 @@
 
   // ---- Start --------------------------------------------------------------------
   $("filter").value = state.query;
-  connect(state.query, false);
+  connect(state.query);
   pollStats();
   schedule();
 })();
