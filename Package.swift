@@ -67,7 +67,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/Worker"
+            path: "Sources/Worker",
+            // The web dashboard (plain HTML/CSS/JavaScript, no build step), served at / and /dashboard/.
+            resources: [.copy("Dashboard")]
         ),
         .executableTarget(
             name: "kubeshark",
@@ -115,7 +117,7 @@ let package = Package(
             name: "WorkerTests",
             dependencies: ["TestKit", "Host", "Worker"],
             path: "Tests/WorkerTests",
-            exclude: ["ws_client.py"]
+            exclude: ["ws_client.py", "dashboard_driver.py"]
         ),
     ]
 )

@@ -14,6 +14,7 @@ import NIOCore
 /// - `GET /api/stats`, `GET /api/sessions`, `GET /api/pods`: statistics, sessions, targeted pods (JSON).
 /// - `POST /api/ring/flush-oldest`: flushes the oldest segment now (operators).
 /// - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus).
+/// - `GET /`, `GET /dashboard/...`: the web dashboard (docs/dashboard.md).
 public enum WorkerAPI {
     /// The token to require when listening on `host`: the one given, else a new
     /// one when `host` is not loopback, else none.
@@ -74,6 +75,7 @@ public enum WorkerAPI {
             }
             return json(.object([JSONMember(key: "flushed", value: .number(Double(sequence)))]))
         }
+        DashboardRoutes.add(to: router)
         router.ws("/ws") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
             try await WebSocketConnection(service: service, inbound: inbound, outbound: outbound).run(request: context.request)
         }
