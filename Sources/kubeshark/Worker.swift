@@ -46,6 +46,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("name"), help: "This worker's name in statistics.")
     var name = "worker"
 
+    @Option(name: .customLong("token"),
+            help: "Access token every API request must carry; generated and printed when --host is not loopback.")
+    var token: String?
+
     @Option(name: .customLong("client-queue-limit"),
             help: "Most bytes of entries waiting for one client; a slower client is disconnected with the reason.")
     var clientQueueLimit = "16Mi"
@@ -83,6 +87,7 @@ struct WorkerCommand: AsyncParsableCommand {
         config.port = port
         config.name = name
         config.clientQueueBytes = Int(StorageQuantity(clientQueueLimit)!.bytes)
+        config.accessToken = WorkerAPI.accessToken(given: token, host: host)
         var logger = Logger(label: "worker")
         logger.logLevel = Logger.Level(rawValue: pluginOptions.logLevel) ?? .warning
         let service: WorkerService
@@ -102,8 +107,9 @@ struct WorkerCommand: AsyncParsableCommand {
         let limit = storageLimit
         let dir = dataDirectory
         let listenHost = host
+        let tokenQuery = config.accessToken.map { "/?token=\($0)" } ?? ""
         let app = WorkerAPI.makeApplication(service: service) { port in
-            warn("worker listening on http://\(listenHost):\(port) (\(what); ring \(dir)/ring, limit \(limit))")
+            warn("worker listening on http://\(listenHost):\(port)\(tokenQuery) (\(what); ring \(dir)/ring, limit \(limit))")
         }
         do {
             try await app.runService()

@@ -58,6 +58,10 @@ struct WorkerAPITests {
         func request(_ path: String, method: String) throws -> (Int, Data) {
             var req = URLRequest(url: URL(string: base + path)!)
             req.httpMethod = method
+            return try send(req)
+        }
+
+        func send(_ req: URLRequest) throws -> (Int, Data) {
             nonisolated(unsafe) var result: (Int, Data) = (0, Data())
             let done = DispatchSemaphore(value: 0)
             URLSession.shared.dataTask(with: req) { data, response, _ in
@@ -185,6 +189,28 @@ struct WorkerAPITests {
         #expect(try worker.get("/healthz").0 == 200)
         let stats = try worker.json("/api/stats")
         #expect((stats["sessions"] as? [Any])?.isEmpty == true, "the slow client's session was closed")
+    }
+
+    @Test("off loopback an access token is required on every request but the probes")
+    func accessToken() throws {
+        let worker = try RunningWorker(["-r", Self.fixture("http1-get-query.pcap"), "--token", "s3cret"])
+        defer { _ = worker.stop() }
+        #expect(try worker.get("/api/stats").0 == 401)
+        #expect(try worker.get("/").0 == 401)
+        #expect(try worker.get("/healthz").0 == 200)
+        var request = URLRequest(url: URL(string: worker.base + "/api/stats")!)
+        request.setValue("Bearer s3cret", forHTTPHeaderField: "Authorization")
+        #expect(try worker.send(request).0 == 200)
+        request.setValue("Bearer wrong", forHTTPHeaderField: "Authorization")
+        #expect(try worker.send(request).0 == 401)
+        // The printed link sets a cookie that later requests (and the WebSocket) carry.
+        let r = try TestProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-D", "-", worker.base + "/?token=s3cret"])
+        #expect(r.stdout.contains("200") && r.stdout.lowercased().contains("set-cookie: ks_token=s3cret"), "\(r.stdout)")
+        let withCookie = try TestProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                                               "-H", "Cookie: ks_token=s3cret", worker.base + "/api/stats"])
+        #expect(withCookie.stdout == "200")
+        let ws = try TestProcess.run(WorkerAPITests.python, [WorkerAPITests.client, worker.base, "--idle", "1"])
+        #expect(ws.status != 0, "a WebSocket without the token is refused")
     }
 
     @Test("stats, metrics, health, readiness and the raw ring export")
