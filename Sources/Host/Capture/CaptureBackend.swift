@@ -48,6 +48,8 @@ public enum CaptureReadOutcome: Equatable {
 public struct CaptureError: Error, CustomStringConvertible, Equatable {
     public enum Kind: Sendable, Equatable {
         case notFound, notACapture, truncated, permission, interfaceMissing, filter, other
+        /// A kernel feature, a library or a tool the backend needs is missing.
+        case unsupported
     }
     public var kind: Kind
     public var message: String
