@@ -149,7 +149,7 @@ struct LiveCaptureTests {
         #expect(any.stderr.contains("trying libpcap") && any.stderr.contains("capturing on any with libpcap"), "\(any.stderr)")
         let missing = try TestSupport.run(TestSupport.kubeshark, ["capture", "-i", "nosuch0", "--capture", "auto"])
         #expect(missing.status != 0)
-        #expect(missing.stderr == "kubeshark: af_packet: no interface named nosuch0\n")
+        #expect(missing.stderr == "kubeshark: af_xdp: no interface named nosuch0\n", "\(missing.stderr)")
     }
 
     /// Every packet's bytes in a capture file, in order.

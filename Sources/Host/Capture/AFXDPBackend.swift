@@ -73,7 +73,7 @@ public final class AFXDPBackend: CaptureBackend {
             if interface == "any" {
                 throw CaptureError(.unsupported, "af_xdp: 'any' is not supported (the mirror needs named interfaces); name them, or use --capture af_packet")
             }
-            if interface.hasPrefix("ksx") {
+            if XDPMirror.isMirrorName(interface) {
                 throw CaptureError(.other, "af_xdp: \(interface) is a kubeshark mirror interface; capture on the interface it mirrors")
             }
             guard if_nametoindex(interface) != 0 else {
@@ -81,6 +81,13 @@ public final class AFXDPBackend: CaptureBackend {
             }
         }
         guard !interfaces.isEmpty else { throw CaptureError(.interfaceMissing, "af_xdp: no interface given") }
+        // A frame must hold a whole packet (after XDP's 256-byte headroom).
+        let room = Int(options.frameSize) - 256 - 18
+        for interface in interfaces {
+            if let mtu = Int(readFile("/sys/class/net/\(interface)/mtu") ?? ""), mtu > room {
+                throw CaptureError(.unsupported, "af_xdp: \(interface)'s MTU (\(mtu)) is larger than an XSK frame holds (\(room)); use --capture af_packet")
+            }
+        }
         try Self.checkEnvironment()
         if let filter = options.filter, !filter.isEmpty {
             guard let dead = pcap_open_dead(linkType, 262_144) else {
@@ -168,7 +175,7 @@ public final class AFXDPBackend: CaptureBackend {
                 throw CaptureError(.permission, "af_xdp: permission denied attaching XDP (needs root or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)")
             }
             if options.zeroCopy && (failureCode == EOPNOTSUPP || failureCode == EINVAL) {
-                throw CaptureError(.unsupported, "af_xdp: zero-copy is not supported by \(peer)'s driver (veth has none): leave out --xdp-zero-copy")
+                throw CaptureError(.unsupported, "af_xdp: zero-copy is not supported by the mirror's driver (veth has none): leave out --xdp-zero-copy")
             }
             failures.append(failure!)
         }

@@ -205,6 +205,22 @@ final class XDPMirror {
         }
     }
 
+    /// Whether `name` has the shape of a mirror interface, `ksx<pid>m<n>` or `ksx<pid>p<n>`.
+    static func isMirrorName(_ name: String) -> Bool {
+        mirrorOwner(name) != nil
+    }
+
+    /// The pid in a mirror interface's name.
+    static func mirrorOwner(_ name: String) -> Int32? {
+        guard name.hasPrefix("ksx") else { return nil }
+        let rest = name.dropFirst(3)
+        let digits = rest.prefix { $0.isNumber }
+        let tail = rest.dropFirst(digits.count)
+        guard let pid = Int32(digits), let kind = tail.first, kind == "m" || kind == "p",
+              !tail.dropFirst().isEmpty, tail.dropFirst().allSatisfy({ $0.isNumber }) else { return nil }
+        return pid
+    }
+
     /// Whether `pid` is a live kubeshark process.
     static func isLiveKubeshark(_ pid: Int32) -> Bool {
         guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
@@ -243,9 +259,7 @@ final class XDPMirror {
             var stale: [String] = []
             while let entry = readdir(dir) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                guard name.hasPrefix("ksx") else { continue }
-                let digits = name.dropFirst(3).prefix { $0.isNumber }
-                guard let pid = Int32(digits), pid != me, !isLiveKubeshark(pid) else { continue }
+                guard let pid = mirrorOwner(name), pid != me, !isLiveKubeshark(pid) else { continue }
                 stale.append(name)
             }
             closedir(dir)
