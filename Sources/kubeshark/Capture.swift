@@ -141,7 +141,10 @@ enum LiveCapture {
         case .afPacket:
             var o = AFPacketBackend.Options()
             o.filter = filter
-            return try AFPacketBackend(interface: interfaces[0], options: o)
+            if options.fanout > 1 {
+                return try FanoutCapture(interfaces: interfaces, readers: options.fanout, options: o)
+            }
+            return try AFPacketBackend(interfaces: interfaces, options: o)
         case .afXDP:
             var o = AFXDPBackend.Options()
             o.filter = filter

@@ -276,3 +276,85 @@ struct XDPCaptureTests {
         #expect(left.isEmpty, "\(left)")
     }
 }
+
+/// AF_PACKET on several interfaces at once (one socket, kernel ifindex test),
+/// on `any` (Linux cooked v2), and with fanout reader threads: the same packets
+/// tcpdump records on each interface.
+@Suite("AF_PACKET several interfaces", .serialized,
+       .enabled(if: getuid() == 0, "needs root for network namespaces and capture"),
+       .enabled(if: TestSupport.which("tcpdump") != nil && TestSupport.which("curl") != nil, "needs tcpdump and curl"))
+struct AFPacketMultiTests {
+    /// Captures on both pods' host sides with `arguments`, alongside one tcpdump per side.
+    func captureBoth(_ extra: [String], tag: String, tcpdumpArgs: (PodNetwork) -> [String]) throws
+        -> (ours: [[UInt8]], theirs: [[UInt8]], said: String, a: PodNetwork, b: PodNetwork)
+    {
+        let a = try PodNetwork(tag: tag, index: 8)
+        let b = try PodNetwork(tag: tag, index: 9)
+        #expect(a.waitUntilServing() && b.waitUntilServing())
+        let written = a.root.appendingPathComponent("ours.pcap").path
+        var dumps: [(Process, Pipe, String)] = []
+        for pod in extra.contains("any") ? [a] : [a, b] {
+            let file = pod.root.appendingPathComponent("tcpdump.pcap").path
+            let t = TestSupport.unblockedProcess(TestSupport.which("tcpdump")!, tcpdumpArgs(pod) + ["-w", file])
+            let err = Pipe()
+            t.standardOutput = FileHandle.nullDevice
+            t.standardError = err
+            try t.run()
+            #expect(TestSupport.waitFor("listening on", in: err).contains("listening on"))
+            dumps.append((t, err, file))
+        }
+        let (capture, err, said) = try XDPCaptureTests.startCapture(extra + ["-w", written])
+        usleep(500_000)
+        for i in 0..<4 {
+            #expect(a.get("/hello.txt?a=\(i)") == 200)
+            #expect(b.get("/hello.txt?b=\(i)") == 200)
+        }
+        usleep(1_500_000)
+        for (t, _, _) in dumps {
+            t.interrupt()
+            t.waitUntilExit()
+        }
+        let out = XDPCaptureTests.stop(capture, err, said: said)
+        #expect(capture.terminationStatus == 0, "\(out)")
+        let ours = try LiveCaptureTests.packets(written)
+        var theirs: [[UInt8]] = []
+        for (_, _, file) in dumps { theirs += try LiveCaptureTests.packets(file) }
+        return (ours, theirs, out, a, b)
+    }
+
+    static func sameMultiset(_ x: [[UInt8]], _ y: [[UInt8]]) -> Bool {
+        x.sorted { $0.lexicographicallyPrecedes($1) } == y.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    @Test("-i a,b: one socket sees both interfaces, the packets tcpdump sees on each", arguments: [1, 2])
+    func severalInterfaces(fanout: Int) throws {
+        let tag = "pm"
+        var args = ["--capture", "af_packet", "--filter", "tcp port 8080"]
+        if fanout > 1 { args += ["--fanout", String(fanout)] }
+        let id = getpid() % 100000
+        args = ["-i", "kt\(tag)\(id)8a", "-i", "kt\(tag)\(id)9a"] + args
+        let r = try captureBoth(args, tag: tag) { ["-i", $0.hostSide, "--immediate-mode", "-U", "tcp port 8080"] }
+        defer { try? r.a.remove(); try? r.b.remove() }
+        #expect(r.said.contains("capturing on \(r.a.hostSide),\(r.b.hostSide) with af_packet"), "\(r.said)")
+        #expect(r.ours.count == r.theirs.count && r.ours.count >= 8 * 6, "\(r.ours.count) vs tcpdump's \(r.theirs.count)")
+        let same = Self.sameMultiset(r.ours, r.theirs)
+        #expect(same, "fanout \(fanout): packets differ from tcpdump's")
+    }
+
+    @Test("-i any: Linux cooked v2, byte for byte what tcpdump -i any -y LINUX_SLL2 writes")
+    func anyInterface() throws {
+        let tag = "pa"
+        let filter = "tcp port 8080 and host 10.234.48.2"
+        let r = try captureBoth(["-i", "any", "--capture", "af_packet", "--filter", filter], tag: tag) { _ in
+            ["-i", "any", "-y", "LINUX_SLL2", "--immediate-mode", "-U", filter]
+        }
+        defer { try? r.a.remove(); try? r.b.remove() }
+        #expect(r.said.contains("capturing on any with af_packet"), "\(r.said)")
+        #expect(r.ours.count == r.theirs.count && r.ours.count >= 4 * 6, "\(r.ours.count) vs tcpdump's \(r.theirs.count)")
+        let same = Self.sameMultiset(r.ours, r.theirs)
+        #expect(same, "any: packets differ from tcpdump's")
+        let file = try LibpcapBackend(file: r.a.root.appendingPathComponent("ours.pcap").path)
+        #expect(file.linkType == 276)
+        file.close()
+    }
+}
