@@ -130,6 +130,10 @@ uint32_t ks_xsk_rx_peek(ks_xsk *x, uint32_t max, uint32_t *first) {
     return xsk_ring_cons__peek(&x->rx, max, first);
 }
 
+uint32_t ks_xsk_rx_available(ks_xsk *x) {
+    return xsk_cons_nb_avail(&x->rx, UINT32_MAX);
+}
+
 const uint8_t *ks_xsk_rx_data(ks_xsk *x, uint32_t idx, uint32_t *len) {
     const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, idx);
     *len = d->len;

@@ -48,6 +48,10 @@ struct Capture: ParsableCommand {
         clock_gettime(CLOCK_MONOTONIC, &start)
         var seen = 0
         var failure: String?
+        // Locals, not the parsed properties: their getters cost per batch at high rates.
+        let count = self.count
+        let duration = self.duration
+        let gather = source.packetsValidUntilNextRead
         loop: while true {
             if let count, seen >= count { break }
             if let duration {
@@ -59,10 +63,21 @@ struct Capture: ParsableCommand {
             }
             let limit = count.map { $0 - seen } ?? 256
             do {
-                switch try source.read(maxPackets: min(limit, 256), { packet in
-                    writer?.write(packet)
-                    seen += 1
-                }) {
+                let outcome: CaptureReadOutcome
+                if gather, let writer {
+                    // The batch stays valid until the next read: one writev, no copy.
+                    outcome = try source.read(maxPackets: min(limit, 256)) { packet in
+                        writer.gather(packet)
+                        seen += 1
+                    }
+                    writer.commit()
+                } else {
+                    outcome = try source.read(maxPackets: min(limit, 256)) { packet in
+                        writer?.write(packet)
+                        seen += 1
+                    }
+                }
+                switch outcome {
                 case .end: break loop
                 case .packets, .timeout: continue
                 }

@@ -35,6 +35,8 @@ int ks_xsk_fd(const ks_xsk *xsk);
 
 /* Received descriptors ready to read: at most max; *first is the first index. */
 uint32_t ks_xsk_rx_peek(ks_xsk *xsk, uint32_t max, uint32_t *first);
+/* Descriptors waiting in the RX ring, without taking them. */
+uint32_t ks_xsk_rx_available(ks_xsk *xsk);
 /* Bytes of descriptor idx (valid until released). */
 const uint8_t *ks_xsk_rx_data(ks_xsk *xsk, uint32_t idx, uint32_t *len);
 /* Gives n descriptors from first back: their frames go to the fill ring. */

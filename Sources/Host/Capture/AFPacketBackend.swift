@@ -174,8 +174,20 @@ public final class AFPacketBackend: CaptureBackend {
         ring.map { $0 + block * Int(options.blockSizeBytes) }
     }
 
+    /// Blocks read in the last call, handed back to the kernel at the next one, so
+    /// the packets of a batch stay valid until then.
+    private var heldBlocks: [UnsafeMutableRawPointer] = []
+
+    public var packetsValidUntilNextRead: Bool { true }
+
+    private func releaseHeldBlocks() {
+        for b in heldBlocks { ks_afp_block_release(b) }
+        heldBlocks.removeAll(keepingCapacity: true)
+    }
+
     public func read(maxPackets: Int, _ handler: (CapturedPacket) -> Void) throws(CaptureError) -> CaptureReadOutcome {
         guard fd >= 0 else { return .end }
+        releaseHeldBlocks()
         var n = 0
         var drainDeadline: Int64?
         while n < maxPackets {
@@ -227,7 +239,7 @@ public final class AFPacketBackend: CaptureBackend {
                 n += 1
             }
             if packetInBlock >= count {
-                ks_afp_block_release(address)
+                heldBlocks.append(address)
                 block = (block + 1) % Int(options.blockCount)
                 packetInBlock = 0
                 offsetInBlock = 0
@@ -253,6 +265,7 @@ public final class AFPacketBackend: CaptureBackend {
     }
 
     public func close() {
+        if ring != nil { releaseHeldBlocks() }
         if hasUserProgram {
             pcap_freecode(&userProgram)
             hasUserProgram = false

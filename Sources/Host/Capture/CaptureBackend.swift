@@ -77,4 +77,12 @@ public protocol CaptureBackend: AnyObject {
     func breakLoop()
     /// Releases the source. Further reads return `.end`.
     func close()
+    /// True when a packet's bytes stay valid until the next `read` (not only during
+    /// the handler call), so a consumer may keep views for the batch, e.g. to write
+    /// them with one writev. Defaults to false.
+    var packetsValidUntilNextRead: Bool { get }
+}
+
+extension CaptureBackend {
+    public var packetsValidUntilNextRead: Bool { false }
 }

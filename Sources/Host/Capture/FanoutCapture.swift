@@ -194,6 +194,9 @@ public final class FanoutCapture: CaptureBackend, @unchecked Sendable {
         }
     }
 
+    /// A batch stays in `current` until the next read takes another.
+    public var packetsValidUntilNextRead: Bool { true }
+
     public func breakLoop() {
         stopRequested.store(true, ordering: .relaxed)
         for r in readers { r.breakLoop() }

@@ -39,6 +39,7 @@ public final class PcapWriter {
     /// Appends one packet.
     public func write(_ packet: CapturedPacket) {
         guard fd >= 0 else { return }
+        if iovCount > 0 { commit() }
         let length = packet.data.count
         if used + 16 + length > capacity {
             flush()
@@ -61,6 +62,62 @@ public final class PcapWriter {
         }
         used += 16 + length
         written &+= 1
+    }
+
+    // Gathered records: headers here, data left where the backend put it.
+    private var iov: UnsafeMutablePointer<iovec> = .allocate(capacity: 1024)
+    private var iovCount = 0
+    private var headers: UnsafeMutableRawPointer = .allocate(byteCount: 512 * 16, alignment: 16)
+    private var gatheredBytes = 0
+
+    /// Appends one packet without copying its bytes: they are written by the next
+    /// `commit()` (or earlier, when 512 are waiting), so they must stay valid until
+    /// then: use it with backends whose `packetsValidUntilNextRead` is true, and
+    /// commit before the next read.
+    public func gather(_ packet: CapturedPacket) {
+        guard fd >= 0 else { return }
+        if iovCount == 0 { flush() }  // keep file order: buffered records first
+        let length = packet.data.count
+        let h = headers + (iovCount / 2) * 16
+        h.storeBytes(of: UInt32(truncatingIfNeeded: packet.timestampNs / 1_000_000_000), toByteOffset: 0, as: UInt32.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: packet.timestampNs % 1_000_000_000), toByteOffset: 4, as: UInt32.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: max(packet.wireLength, length)), toByteOffset: 12, as: UInt32.self)
+        iov[iovCount] = iovec(iov_base: h, iov_len: 16)
+        iov[iovCount + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.data.baseAddress), iov_len: length)
+        iovCount += 2
+        gatheredBytes += 16 + length
+        written &+= 1
+        if iovCount == 1024 { commit() }
+    }
+
+    /// Writes the gathered records with writev.
+    public func commit() {
+        guard iovCount > 0 else { return }
+        var index = 0
+        var skip = 0  // bytes of iov[index] already written
+        while index < iovCount {
+            let start = iov + index
+            if skip > 0 {
+                start.pointee.iov_base = start.pointee.iov_base.map { $0 + skip }
+                start.pointee.iov_len -= skip
+            }
+            let n = writev(fd, start, Int32(iovCount - index))
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = failure ?? "cannot write \(path): \(String(cString: strerror(errno))) (disk full?)"
+                break
+            }
+            var left = n
+            skip = 0
+            while index < iovCount && left >= iov[index].iov_len {
+                left -= iov[index].iov_len
+                index += 1
+            }
+            skip = left
+        }
+        iovCount = 0
+        gatheredBytes = 0
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) {
@@ -87,6 +144,7 @@ public final class PcapWriter {
     @discardableResult
     public func close() -> String? {
         guard fd >= 0 else { return failure }
+        commit()
         flush()
         if Glibc.close(fd) != 0 { failure = failure ?? "cannot close \(path): \(String(cString: strerror(errno)))" }
         fd = -1
@@ -96,5 +154,7 @@ public final class PcapWriter {
     deinit {
         close()
         buffer.deallocate()
+        iov.deallocate()
+        headers.deallocate()
     }
 }
