@@ -24,6 +24,7 @@
 # Environment:
 #   PACKETS=1000000  packets in the synthetic capture
 #   SENDERS=1        concurrent tcpreplay processes (each sends the whole file)
+#   LOOPS=3          times each sender replays the file (tcpreplay -l)
 #   RUNS=2           repetitions of the sequence
 #   SETTLE=1         seconds between the end of the replay and the stop
 #   KUBESHARK=.build/release/kubeshark
@@ -36,6 +37,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 OUT=$HERE/out
 PACKETS=${PACKETS:-1000000}
 SENDERS=${SENDERS:-1}
+LOOPS=${LOOPS:-3}
 RUNS=${RUNS:-2}
 SETTLE=${SETTLE:-1}
 KUBESHARK=${KUBESHARK:-.build/release/kubeshark}
@@ -147,7 +149,7 @@ run_one() {
   rx0=$(cat /sys/class/net/$RX/statistics/rx_packets)
   c0=$(cpu_ticks "$RECEIVER_PID")
   local pids=()
-  for _ in $(seq "$SENDERS"); do tcpreplay -q -t -i "$TX" "$PCAP" > "$OUT/tcpreplay.txt" 2>&1 & pids+=($!); done
+  for _ in $(seq "$SENDERS"); do tcpreplay -q -t -l "$LOOPS" -i "$TX" "$PCAP" > "$OUT/tcpreplay.txt" 2>&1 & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p"; done
   sleep "$SETTLE"
   c1=$(cpu_ticks "$RECEIVER_PID")

@@ -91,6 +91,11 @@ struct Capture: ParsableCommand {
         warn("\(source.name) on \(label): \(s.received) packets received, \(s.droppedByKernel) dropped by kernel, "
             + "\(s.droppedByUs) dropped by us, \(s.filtered) filtered"
             + "\(writer.map { ", \($0.written) written to \($0.path)" } ?? "")")
+        if let xdp = source as? AFXDPBackend, s.droppedByKernel > 0 {
+            let x = xdp.xdpStatistics
+            warn("af_xdp drops: rx_dropped \(x.rxDropped), rx_ring_full \(x.rxRingFull), "
+                + "rx_fill_ring_empty_descs \(x.fillRingEmpty), rx_invalid_descs \(x.invalid)")
+        }
         source.close()
         if let failure { throw fail(failure) }
     }

@@ -140,11 +140,12 @@ final class XDPMirror {
         }
     }
 
-    /// Drops on the mirror path: clones the pair could not carry.
+    /// Drops on the mirror path before XDP: clones the veth could not carry (the
+    /// peer's queue full). The peer's own rx_dropped is not added: it counts the
+    /// failed XSK redirects that XDP_STATISTICS already has.
     func pairDrops() -> UInt64 {
         let tx = UInt64(readFile("/sys/class/net/\(mirror)/statistics/tx_dropped") ?? "") ?? 0
-        let rx = UInt64(readFile("/sys/class/net/\(peer)/statistics/rx_dropped") ?? "") ?? 0
-        return (tx &+ rx) &- min(baseDrops, tx &+ rx)
+        return tx &- min(baseDrops, tx)
     }
 
     /// Packets the targets received and sent since start (all of them, matching or not).
