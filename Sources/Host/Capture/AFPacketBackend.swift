@@ -19,8 +19,8 @@ import Glibc
 public final class AFPacketBackend: CaptureBackend {
     /// Ring geometry and behaviour.
     public struct Options: Sendable {
-        public var blockSizeBytes: UInt32 = 1 << 20
-        public var blockCount: UInt32 = 32
+        public var blockSizeBytes: UInt32 = 4 << 20
+        public var blockCount: UInt32 = 8
         /// A block that is not full is handed over after this long.
         public var retireTimeoutMs: UInt32 = 50
         /// How long one read waits for a block before reporting a timeout.
