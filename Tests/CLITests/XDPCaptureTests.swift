@@ -358,3 +358,32 @@ struct AFPacketMultiTests {
         file.close()
     }
 }
+
+/// A stop is honoured while traffic keeps coming: the backends read what they hold,
+/// then end, rather than following the traffic for ever.
+@Suite("Stop under load", .serialized, .enabled(if: xdpMissing == nil, "\(xdpMissing ?? "")"))
+struct StopUnderLoadTests {
+    @Test("SIGINT ends the capture within seconds while a flood goes on", arguments: ["libpcap", "af_packet", "af_xdp"])
+    func stopWhileFlooded(backend: String) throws {
+        let pod = try PodNetwork(tag: "sl", index: backend == "libpcap" ? 12 : backend == "af_packet" ? 13 : 14)
+        defer { try? pod.remove() }
+        let (capture, err, said) = try XDPCaptureTests.startCapture(
+            ["-i", pod.hostSide, "--capture", backend, "-w", "/dev/null"])
+        #expect(said.contains("with \(backend)"), "\(said)")
+        // UDP datagrams to the pod as fast as Python sends them, until killed.
+        let flood = Process()
+        flood.executableURL = URL(fileURLWithPath: TestSupport.which("python3")!)
+        flood.arguments = ["-c", "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            + "while True:\n    s.sendto(b'x' * 200, ('\(pod.podAddress)', 9999))"]
+        flood.standardOutput = FileHandle.nullDevice
+        flood.standardError = FileHandle.nullDevice
+        try flood.run()
+        defer { kill(flood.processIdentifier, SIGKILL); flood.waitUntilExit() }
+        usleep(1_000_000)
+        let stopped = Date()
+        let out = XDPCaptureTests.stop(capture, err, said: said)
+        let seconds = Date().timeIntervalSince(stopped)
+        #expect(capture.terminationStatus == 0 && seconds < 5, "\(backend) took \(seconds) s to stop: \(out)")
+        #expect(out.contains("packets received"), "\(out)")
+    }
+}

@@ -177,6 +177,7 @@ public final class AFPacketBackend: CaptureBackend {
     /// Blocks read in the last call, handed back to the kernel at the next one, so
     /// the packets of a batch stay valid until then.
     private var heldBlocks: [UnsafeMutableRawPointer] = []
+    private var stopDeadline: Int64?
 
     public var packetsValidUntilNextRead: Bool { true }
 
@@ -189,18 +190,25 @@ public final class AFPacketBackend: CaptureBackend {
         guard fd >= 0 else { return .end }
         releaseHeldBlocks()
         var n = 0
-        var drainDeadline: Int64?
+        // At a stop, what the ring holds and the block being filled (it retires
+        // within the timeout) are read; then the capture ends, even if traffic goes on.
+        if stopRequested.load(ordering: .relaxed) {
+            let now = monotonicMs()
+            if stopDeadline == nil { stopDeadline = now + Int64(options.retireTimeoutMs) * 2 + 20 }
+            if now >= stopDeadline! { return .end }
+        }
         while n < maxPackets {
             guard let address = blockAddress else { return .end }
+            // A block whose packets this call handed over is not read again (the ring wrapped).
+            if heldBlocks.contains(address) { return .packets(n) }
             let status = ks_afp_block_status(address)
             if ks_afp_status_user(status) == 0 {
                 if n > 0 { return .packets(n) }
                 if stopRequested.load(ordering: .relaxed) {
-                    // Wait for the block being filled to retire, then stop.
                     let now = monotonicMs()
-                    if drainDeadline == nil { drainDeadline = now + Int64(options.retireTimeoutMs) * 2 + 20 }
-                    if now >= drainDeadline! { return .end }
-                    _ = ks_afp_poll(fd, Int32(options.retireTimeoutMs))
+                    if stopDeadline == nil { stopDeadline = now + Int64(options.retireTimeoutMs) * 2 + 20 }
+                    if now >= stopDeadline! { return .end }
+                    _ = ks_afp_poll(fd, Int32(max(1, min(Int64(options.retireTimeoutMs), stopDeadline! - now))))
                     continue
                 }
                 let rc = ks_afp_poll(fd, options.pollTimeoutMs)
@@ -212,6 +220,7 @@ public final class AFPacketBackend: CaptureBackend {
             }
             let count = ks_afp_block_packets(address)
             if packetInBlock == 0 { offsetInBlock = Int(ks_afp_block_first(address)) }
+            let before = n
             while packetInBlock < count && n < maxPackets {
                 let header = address + offsetInBlock
                 let p = ks_afp_packet_at(header)
@@ -239,7 +248,8 @@ public final class AFPacketBackend: CaptureBackend {
                 n += 1
             }
             if packetInBlock >= count {
-                heldBlocks.append(address)
+                // Kept until the next read only when this call handed some of its packets over.
+                if n > before { heldBlocks.append(address) } else { ks_afp_block_release(address) }
                 block = (block + 1) % Int(options.blockCount)
                 packetInBlock = 0
                 offsetInBlock = 0

@@ -79,6 +79,7 @@ public final class AFXDPBackend: CaptureBackend {
     private var next = 0
     /// The last read found packets: the next empty ring is slept on, not polled.
     private var busy = false
+    private var stopDeadline: Int64?
     private let coalesce: UInt32
     private var sleepUs: UInt32 = 100
     private var sinceWake = 0
@@ -217,7 +218,13 @@ public final class AFXDPBackend: CaptureBackend {
     public func read(maxPackets: Int, _ handler: (CapturedPacket) -> Void) throws(CaptureError) -> CaptureReadOutcome {
         guard !sockets.isEmpty else { return .end }
         releaseHeld()
-        var drainDeadline: Int64?
+        // At a stop, what the rings hold and what is in flight on the mirror are
+        // read for 50 ms; then the capture ends, even if traffic goes on.
+        if stopRequested.load(ordering: .relaxed) {
+            let now = Self.monotonicMs()
+            if stopDeadline == nil { stopDeadline = now + 50 }
+            if now >= stopDeadline! { return .end }
+        }
         while true {
             let n = readReady(maxPackets: maxPackets, handler)
             if n > 0 {
@@ -228,8 +235,8 @@ public final class AFXDPBackend: CaptureBackend {
             if stopRequested.load(ordering: .relaxed) {
                 // Let what is in flight on the mirror land in the rings, then end.
                 let now = Self.monotonicMs()
-                if drainDeadline == nil { drainDeadline = now + 50 }
-                if now >= drainDeadline! { return .end }
+                if stopDeadline == nil { stopDeadline = now + 50 }
+                if now >= stopDeadline! { return .end }
                 _ = poll(&pollFds, nfds_t(pollFds.count), 10)
                 continue
             }

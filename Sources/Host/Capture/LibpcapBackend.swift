@@ -21,6 +21,7 @@ public final class LibpcapBackend: CaptureBackend {
     private var selectable: Int32 = -1
     private var pollTimeoutMs: Int32 = 100
     private var immediate = true
+    private var stopDeadline: Int64?
 
     /// Options for live capture.
     public struct LiveOptions: Sendable {
@@ -126,7 +127,13 @@ public final class LibpcapBackend: CaptureBackend {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         var n = 0
-        var drainDeadline: Int64?
+        // At a stop, reading goes on for at most two timeouts (the block being
+        // filled retires within one), then ends even if traffic goes on.
+        if stopping && !isFile {
+            let now = Self.monotonicMs()
+            if stopDeadline == nil { stopDeadline = now + Int64(pollTimeoutMs) * 2 + 20 }
+            if now >= stopDeadline! { return .end }
+        }
         let scale: Int64 = nanosecondPrecision ? 1 : 1000
         while n < maxPackets {
             let rc = pcap_next_ex(h, &header, &data)
@@ -148,10 +155,10 @@ public final class LibpcapBackend: CaptureBackend {
                     // Not immediate: the block being filled retires within the timeout; read it.
                     guard !isFile, !immediate, selectable >= 0 else { return .end }
                     let now = Self.monotonicMs()
-                    if drainDeadline == nil { drainDeadline = now + Int64(pollTimeoutMs) * 2 + 20 }
-                    if now >= drainDeadline! { return .end }
+                    if stopDeadline == nil { stopDeadline = now + Int64(pollTimeoutMs) * 2 + 20 }
+                    if now >= stopDeadline! { return .end }
                     var p = pollfd(fd: selectable, events: Int16(POLLIN), revents: 0)
-                    _ = poll(&p, 1, Int32(min(Int64(pollTimeoutMs), drainDeadline! - now)))
+                    _ = poll(&p, 1, Int32(max(1, min(Int64(pollTimeoutMs), stopDeadline! - now))))
                     continue
                 }
                 guard selectable >= 0 else { return .timeout }
