@@ -32,6 +32,9 @@ struct Dissect: ParsableCommand {
     @Option(name: .customLong("bpf"), help: "BPF capture filter for live capture (tcpdump syntax).")
     var captureFilter: String?
 
+    @Flag(name: .customLong("live"), help: "Dissect live traffic (the interfaces given with -i); -i alone implies it.")
+    var liveFlag = false
+
     @OptionGroup var live: LiveCaptureOptions
 
     @Option(name: [.short, .customLong("count")], help: "Stop a live capture after this many packets.")
@@ -49,6 +52,9 @@ struct Dissect: ParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
+        if liveFlag && interface.isEmpty {
+            throw ValidationError("--live needs -i INTERFACE (repeat it, or a comma list, for several)")
+        }
         if files.isEmpty && interface.isEmpty {
             throw ValidationError("give at least one capture file, or --interface for live capture")
         }

@@ -20,7 +20,7 @@ struct LiveCaptureTests {
 
         let capture = Process()
         capture.executableURL = URL(fileURLWithPath: TestSupport.kubeshark)
-        capture.arguments = ["dissect", "-i", hostSide, "--capture", backend, "--bpf", "tcp port 8080",
+        capture.arguments = ["dissect", "--live", "-i", hostSide, "--capture", backend, "--bpf", "tcp port 8080",
                              "--output", "json"]
         let out = Pipe()
         let captureErr = Pipe()
