@@ -408,3 +408,25 @@ struct CapturePermissionTests {
         #expect(r.stderr == expected.replacingOccurrences(of: "IFACE", with: iface), "\(r.stderr)")
     }
 }
+
+/// An interface deleted under a capture ends it with one line, and af_xdp's mirror goes too.
+@Suite("Interface gone", .serialized, .enabled(if: xdpMissing == nil, "\(xdpMissing ?? "")"))
+struct InterfaceGoneTests {
+    @Test("the capture ends with 'interface ... is gone'", arguments: ["af_packet", "af_xdp"])
+    func deleted(backend: String) throws {
+        let iface = "ktgn\(getpid() % 100000)\(backend.count)"
+        try sh("ip link add \(iface) type veth peer name \(iface)p && ip link set \(iface) up && ip link set \(iface)p up")
+        defer { _ = try? TestSupport.run("/usr/sbin/ip", ["link", "del", iface]) }
+        let (capture, err, said) = try XDPCaptureTests.startCapture(["-i", iface, "--capture", backend, "-w", "/dev/null"])
+        #expect(said.contains("with \(backend)"), "\(said)")
+        try sh("ip link del \(iface)")
+        let pid = capture.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(pid, SIGKILL) }
+        let out = said + String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        capture.waitUntilExit()
+        #expect(capture.terminationStatus == 1, "\(out)")
+        #expect(out.hasSuffix("kubeshark: \(backend): interface \(iface) is gone\n"), "\(out)")
+        let left = try XDPCaptureTests.leftovers(pid: pid, targets: [])
+        #expect(left.isEmpty, "\(left)")
+    }
+}

@@ -60,6 +60,7 @@ public final class AFPacketBackend: CaptureBackend {
     /// theirs (SKF_AD_IFINDEX) before the user's filter.
     public init(interfaces: [String], options: Options = Options()) throws(CaptureError) {
         self.interface = interfaces.joined(separator: ",")
+        self.names = interfaces.filter { $0 != "any" }
         self.options = options
         guard !interfaces.isEmpty else { throw CaptureError(.interfaceMissing, "af_packet: no interface given") }
         let any = interfaces.contains("any")
@@ -178,6 +179,8 @@ public final class AFPacketBackend: CaptureBackend {
     /// the packets of a batch stay valid until then.
     private var heldBlocks: [UnsafeMutableRawPointer] = []
     private var stopDeadline: Int64?
+    /// The named interfaces (none for `any`), to notice one disappearing.
+    private let names: [String]
 
     public var packetsValidUntilNextRead: Bool { true }
 
@@ -214,6 +217,15 @@ public final class AFPacketBackend: CaptureBackend {
                 let rc = ks_afp_poll(fd, options.pollTimeoutMs)
                 if rc < 0 && -rc != EINTR {
                     throw CaptureError(.other, "af_packet on \(interface) failed: \(String(cString: strerror(-rc)))")
+                }
+                // A deleted interface makes poll report an error (or go quiet) with no
+                // block to read: say so rather than spin or wait for ever.
+                let idle = rc == 0 || ks_afp_status_user(ks_afp_block_status(address)) == 0
+                if idle {
+                    let gone = names.filter { if_nametoindex($0) == 0 }
+                    if !gone.isEmpty {
+                        throw CaptureError(.interfaceMissing, "af_packet: interface \(gone.joined(separator: ", ")) is gone")
+                    }
                 }
                 if rc == 0 && !stopRequested.load(ordering: .relaxed) { return .timeout }
                 continue
