@@ -179,6 +179,8 @@ public final class AFPacketBackend: CaptureBackend {
     /// the packets of a batch stay valid until then.
     private var heldBlocks: [UnsafeMutableRawPointer] = []
     private var stopDeadline: Int64?
+    private var pastDeadline = false
+    private var blocksAfterDeadline = 0
     /// The named interfaces (none for `any`), to notice one disappearing.
     private let names: [String]
 
@@ -193,12 +195,15 @@ public final class AFPacketBackend: CaptureBackend {
         guard fd >= 0 else { return .end }
         releaseHeldBlocks()
         var n = 0
-        // At a stop, what the ring holds and the block being filled (it retires
-        // within the timeout) are read; then the capture ends, even if traffic goes on.
+        // At a stop, the block being filled is waited for (it retires within the
+        // timeout) and everything ready is read; past that grace period no more is
+        // waited for, and at most one ring's worth of blocks is still read, so the
+        // capture ends even if traffic goes on.
         if stopRequested.load(ordering: .relaxed) {
             let now = monotonicMs()
             if stopDeadline == nil { stopDeadline = now + Int64(options.retireTimeoutMs) * 2 + 20 }
-            if now >= stopDeadline! { return .end }
+            if now >= stopDeadline! { pastDeadline = true }
+            if pastDeadline && blocksAfterDeadline >= Int(options.blockCount) { return .end }
         }
         while n < maxPackets {
             guard let address = blockAddress else { return .end }
@@ -210,7 +215,7 @@ public final class AFPacketBackend: CaptureBackend {
                 if stopRequested.load(ordering: .relaxed) {
                     let now = monotonicMs()
                     if stopDeadline == nil { stopDeadline = now + Int64(options.retireTimeoutMs) * 2 + 20 }
-                    if now >= stopDeadline! { return .end }
+                    if pastDeadline || now >= stopDeadline! { return .end }
                     _ = ks_afp_poll(fd, Int32(max(1, min(Int64(options.retireTimeoutMs), stopDeadline! - now))))
                     continue
                 }
@@ -262,6 +267,7 @@ public final class AFPacketBackend: CaptureBackend {
             if packetInBlock >= count {
                 // Kept until the next read only when this call handed some of its packets over.
                 if n > before { heldBlocks.append(address) } else { ks_afp_block_release(address) }
+                if pastDeadline { blocksAfterDeadline += 1 }
                 block = (block + 1) % Int(options.blockCount)
                 packetInBlock = 0
                 offsetInBlock = 0

@@ -80,6 +80,8 @@ public final class AFXDPBackend: CaptureBackend {
     /// The last read found packets: the next empty ring is slept on, not polled.
     private var busy = false
     private var stopDeadline: Int64?
+    private var pastDeadline = false
+    private var readAfterDeadline = 0
     private let coalesce: UInt32
     private var sleepUs: UInt32 = 100
     private var sinceWake = 0
@@ -218,17 +220,20 @@ public final class AFXDPBackend: CaptureBackend {
     public func read(maxPackets: Int, _ handler: (CapturedPacket) -> Void) throws(CaptureError) -> CaptureReadOutcome {
         guard !sockets.isEmpty else { return .end }
         releaseHeld()
-        // At a stop, what the rings hold and what is in flight on the mirror are
-        // read for 50 ms; then the capture ends, even if traffic goes on.
+        // At a stop, what is in flight on the mirror is waited for 50 ms and what
+        // the rings hold is read; past that, no more is waited for and at most one
+        // ring's worth is still read, so the capture ends even if traffic goes on.
         if stopRequested.load(ordering: .relaxed) {
             let now = Self.monotonicMs()
             if stopDeadline == nil { stopDeadline = now + 50 }
-            if now >= stopDeadline! { return .end }
+            if now >= stopDeadline! { pastDeadline = true }
+            if pastDeadline && readAfterDeadline >= Int(options.ringSize) * sockets.count { return .end }
         }
         while true {
             let n = readReady(maxPackets: maxPackets, handler)
             if n > 0 {
                 busy = true
+                if pastDeadline { readAfterDeadline += n }
                 sinceWake &+= n
                 return .packets(n)
             }
@@ -236,7 +241,7 @@ public final class AFXDPBackend: CaptureBackend {
                 // Let what is in flight on the mirror land in the rings, then end.
                 let now = Self.monotonicMs()
                 if stopDeadline == nil { stopDeadline = now + 50 }
-                if now >= stopDeadline! { return .end }
+                if pastDeadline || now >= stopDeadline! { return .end }
                 _ = poll(&pollFds, nfds_t(pollFds.count), 10)
                 continue
             }

@@ -22,6 +22,9 @@ public final class LibpcapBackend: CaptureBackend {
     private var pollTimeoutMs: Int32 = 100
     private var immediate = true
     private var stopDeadline: Int64?
+    private var pastDeadline = false
+    private var readAfterDeadline = 0
+    private var bufferSize: Int32 = 8 << 20
 
     /// Options for live capture.
     public struct LiveOptions: Sendable {
@@ -95,6 +98,7 @@ public final class LibpcapBackend: CaptureBackend {
         selectable = pcap_get_selectable_fd(h)
         pollTimeoutMs = options.timeoutMs
         immediate = options.immediate
+        bufferSize = options.bufferSizeBytes
         handle = h
         isFile = false
         path = interface
@@ -132,7 +136,9 @@ public final class LibpcapBackend: CaptureBackend {
         if stopping && !isFile {
             let now = Self.monotonicMs()
             if stopDeadline == nil { stopDeadline = now + Int64(pollTimeoutMs) * 2 + 20 }
-            if now >= stopDeadline! { return .end }
+            if now >= stopDeadline! { pastDeadline = true }
+            // Past the grace period, at most a buffer's worth more (64-byte packets).
+            if pastDeadline && readAfterDeadline >= Int(bufferSize / 64) { return .end }
         }
         let scale: Int64 = nanosecondPrecision ? 1 : 1000
         while n < maxPackets {
@@ -149,6 +155,7 @@ public final class LibpcapBackend: CaptureBackend {
                     timestampNs: ts, data: UnsafeRawBufferPointer(start: data, count: caplen),
                     wireLength: Int(hdr.len), linkType: linkType))
                 n += 1
+                if pastDeadline { readAfterDeadline += 1 }
             case 0:
                 if n > 0 { return .packets(n) }
                 if stopping {
@@ -156,7 +163,7 @@ public final class LibpcapBackend: CaptureBackend {
                     guard !isFile, !immediate, selectable >= 0 else { return .end }
                     let now = Self.monotonicMs()
                     if stopDeadline == nil { stopDeadline = now + Int64(pollTimeoutMs) * 2 + 20 }
-                    if now >= stopDeadline! { return .end }
+                    if pastDeadline || now >= stopDeadline! { return .end }
                     var p = pollfd(fd: selectable, events: Int16(POLLIN), revents: 0)
                     _ = poll(&p, 1, Int32(max(1, min(Int64(pollTimeoutMs), stopDeadline! - now))))
                     continue
