@@ -42,6 +42,11 @@ let package = Package(
         .systemLibrary(name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap",
                        providers: [.apt(["libpcap-dev"])]),
         .target(name: "CAFPacket", path: "Sources/CAFPacket"),
+        // AF_XDP: libxdp's XSK API (links libxdp and libbpf) and a thin C shim over its inline rings.
+        .systemLibrary(name: "CLibXDP", path: "Sources/CLibXDP", pkgConfig: "libxdp",
+                       providers: [.apt(["libxdp-dev", "libbpf-dev"])]),
+        .target(name: "CXDP", dependencies: ["CLibXDP"], path: "Sources/CXDP",
+                linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         // Swift SDK for plugin authors (not part of the ABI).
@@ -50,7 +55,7 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
-                "PluginAPI", "CPcap", "CAFPacket",
+                "PluginAPI", "CPcap", "CAFPacket", "CXDP",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Host",

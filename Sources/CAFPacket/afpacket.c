@@ -86,6 +86,11 @@ int ks_afp_poll(int fd, int timeout_ms) {
     return rc < 0 ? -errno : rc;
 }
 
+int ks_afp_set_reserve(int fd, uint32_t bytes) {
+    unsigned int v = bytes;
+    return setsockopt(fd, SOL_PACKET, PACKET_RESERVE, &v, sizeof v) < 0 ? -errno : 0;
+}
+
 int ks_afp_unmap(void *ring, size_t length) {
     return munmap(ring, length) < 0 ? -errno : 0;
 }

@@ -7,13 +7,13 @@ import Glibc
 
 struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Capture packets on an interface into a pcap file, and print the capture statistics.")
+        abstract: "Capture packets on interfaces into a pcap file, and print the capture statistics.")
 
-    @Option(name: [.short, .customLong("interface")], help: "Interface to capture on.")
-    var interface: String
+    @Option(name: [.short, .customLong("interface")],
+            help: "Interface to capture on (repeat, or a comma list, for several; 'any' for all with af_packet or libpcap).")
+    var interface: [String]
 
-    @Option(name: .customLong("capture"), help: "Backend: af_packet (TPACKET_V3 ring), libpcap, or auto (the first that starts).")
-    var backend: CaptureBackendChoice = .afPacket
+    @OptionGroup var live: LiveCaptureOptions
 
     @Option(name: .customLong("filter"), help: "BPF capture filter (tcpdump syntax).")
     var filter: String?
@@ -28,21 +28,30 @@ struct Capture: ParsableCommand {
     var duration: Double?
 
     func run() throws {
+        let interfaces = LiveCapture.interfaces(interface)
         let source: CaptureBackend
         do {
-            source = try LiveCapture.open(interface, backend: backend, filter: filter)
+            source = try LiveCapture.open(interfaces, options: live, filter: filter)
         } catch {
             throw fail(error.message)
         }
         var writer: PcapWriter?
         if let w {
-            do { writer = try PcapWriter(path: w, linkType: source.linkType) } catch { throw fail(error.message) }
+            do { writer = try PcapWriter(path: w, linkType: source.linkType) } catch {
+                source.close()
+                throw fail(error.message)
+            }
         }
-        LiveStop.install(source, interface: interface)
+        let label = interfaces.joined(separator: ",")
+        LiveStop.install(source, interface: label)
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var seen = 0
         var failure: String?
+        // Locals, not the parsed properties: their getters cost per batch at high rates.
+        let count = self.count
+        let duration = self.duration
+        let gather = source.packetsValidUntilNextRead
         loop: while true {
             if let count, seen >= count { break }
             if let duration {
@@ -54,52 +63,143 @@ struct Capture: ParsableCommand {
             }
             let limit = count.map { $0 - seen } ?? 256
             do {
-                switch try source.read(maxPackets: min(limit, 256), { packet in
-                    writer?.write(packet)
-                    seen += 1
-                }) {
+                let outcome: CaptureReadOutcome
+                if gather, let writer {
+                    // The batch stays valid until the next read: one writev, no copy.
+                    outcome = try source.read(maxPackets: min(limit, 256)) { packet in
+                        writer.gather(packet)
+                        seen += 1
+                    }
+                    writer.commit()
+                } else {
+                    outcome = try source.read(maxPackets: min(limit, 256)) { packet in
+                        writer?.write(packet)
+                        seen += 1
+                    }
+                }
+                switch outcome {
                 case .end: break loop
                 case .packets, .timeout: continue
                 }
             } catch {
                 failure = error.message
-                break
+                break loop
             }
         }
         if let problem = writer?.close() { failure = failure ?? problem }
         let s = source.statistics
-        warn("\(source.name) on \(interface): \(s.received) packets received, \(s.droppedByKernel) dropped by kernel, "
-            + "\(s.droppedByUs) dropped by us\(writer.map { ", \($0.written) written to \($0.path)" } ?? "")")
+        warn("\(source.name) on \(label): \(s.received) packets received, \(s.droppedByKernel) dropped by kernel, "
+            + "\(s.droppedByUs) dropped by us, \(s.filtered) filtered"
+            + "\(writer.map { ", \($0.written) written to \($0.path)" } ?? "")")
+        if let xdp = source as? AFXDPBackend, s.droppedByKernel > 0 {
+            let x = xdp.xdpStatistics
+            warn("af_xdp drops: rx_dropped \(x.rxDropped), rx_ring_full \(x.rxRingFull), "
+                + "rx_fill_ring_empty_descs \(x.fillRingEmpty), rx_invalid_descs \(x.invalid)")
+        }
         source.close()
         if let failure { throw fail(failure) }
     }
 }
 
+/// Backend choice and tuning shared by `capture` and `dissect -i`.
+struct LiveCaptureOptions: ParsableArguments {
+    @Option(name: .customLong("capture"),
+            help: "Backend: af_packet (TPACKET_V3 ring), af_xdp (XSK sockets on a tc mirror), libpcap, or auto (af_xdp, else af_packet, else libpcap).")
+    var backend: CaptureBackendChoice = .afPacket
+
+    @Option(name: .customLong("xdp-mode"), help: "af_xdp: native (driver) or generic (SKB) XDP; auto takes native where it attaches.")
+    var xdpMode: XDPModeChoice = .auto
+
+    @Flag(name: .customLong("xdp-zero-copy"), help: "af_xdp: ask for zero-copy (drivers with it only; not veth).")
+    var xdpZeroCopy = false
+
+    @Option(name: .customLong("xdp-queues"), help: "af_xdp: RX queues of the mirror, one XSK socket each.")
+    var xdpQueues: Int = 1
+
+    @Option(name: .customLong("fanout"), help: "af_packet: this many sockets in one PACKET_FANOUT group, each read by its own thread.")
+    var fanout: Int = 1
+
+    func validate() throws {
+        if xdpQueues < 1 || xdpQueues > 64 { throw ValidationError("--xdp-queues must be between 1 and 64") }
+        if fanout < 1 || fanout > 64 { throw ValidationError("--fanout must be between 1 and 64") }
+    }
+}
+
+enum XDPModeChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, native, generic
+}
+
 /// Opening live backends, shared by `capture` and `dissect -i`.
 enum LiveCapture {
-    static func open(_ interface: String, backend: CaptureBackendChoice, filter: String?) throws(CaptureError)
+    /// `-i a -i b,c` -> [a, b, c], without repeats.
+    static func interfaces(_ raw: [String]) -> [String] {
+        var seen: [String] = []
+        for name in raw.flatMap({ $0.split(separator: ",").map { String($0).trimmingSpaces } }) where !name.isEmpty {
+            if !seen.contains(name) { seen.append(name) }
+        }
+        return seen
+    }
+
+    static func open(_ interfaces: [String], options: LiveCaptureOptions, filter: String?) throws(CaptureError)
         -> CaptureBackend
     {
+        // What a crashed AF_XDP capture left on this node goes first, whatever the backend.
+        for line in AFXDPBackend.removeLeftovers() { warn(line) }
+        return try open(interfaces, backend: options.backend, options: options, filter: filter)
+    }
+
+    private static func open(_ interfaces: [String], backend: CaptureBackendChoice, options: LiveCaptureOptions,
+                             filter: String?) throws(CaptureError) -> CaptureBackend {
         switch backend {
         case .libpcap:
-            var options = LibpcapBackend.LiveOptions()
-            options.filter = filter
-            return try LibpcapBackend(interface: interface, options: options)
-        case .afPacket:
-            var options = AFPacketBackend.Options()
-            options.filter = filter
-            return try AFPacketBackend(interface: interface, options: options)
-        case .auto:
-            // AF_XDP comes first once it exists; a bad filter or a missing interface
-            // fails the same way everywhere, so only other failures fall through.
-            do {
-                return try open(interface, backend: .afPacket, filter: filter)
-            } catch where error.kind == .filter || error.kind == .interfaceMissing {
-                throw error
-            } catch {
-                warn("auto: af_packet unavailable (\(error.message)); trying libpcap")
-                return try open(interface, backend: .libpcap, filter: filter)
+            guard interfaces.count == 1 else {
+                throw CaptureError(.other, "libpcap captures one interface (or 'any'); use --capture af_packet for several")
             }
+            var o = LibpcapBackend.LiveOptions()
+            o.filter = filter
+            return try LibpcapBackend(interface: interfaces[0], options: o)
+        case .afPacket:
+            var o = AFPacketBackend.Options()
+            o.filter = filter
+            if options.fanout > 1 {
+                return try FanoutCapture(interfaces: interfaces, readers: options.fanout, options: o)
+            }
+            return try AFPacketBackend(interfaces: interfaces, options: o)
+        case .afXDP:
+            var o = AFXDPBackend.Options()
+            o.filter = filter
+            o.mode = AFXDPBackend.Mode(rawValue: options.xdpMode.rawValue) ?? .auto
+            o.zeroCopy = options.xdpZeroCopy
+            o.queues = options.xdpQueues
+            let b = try AFXDPBackend(interfaces: interfaces, options: o)
+            warn("af_xdp: \(b.mode.rawValue) mode, mirror \(b.mirrorInterfaces.mirror) -> \(b.mirrorInterfaces.peer)")
+            return b
+        case .auto:
+            // A bad filter or a missing interface fails the same way everywhere,
+            // so only other failures fall through to the next backend.
+            var reasons: [String] = []
+            for candidate in [CaptureBackendChoice.afXDP, .afPacket, .libpcap] {
+                do {
+                    let b = try open(interfaces, backend: candidate, options: options, filter: filter)
+                    warn("auto: took \(candidate.rawValue)" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))"))
+                    return b
+                } catch where error.kind == .filter || error.kind == .interfaceMissing || candidate == .libpcap {
+                    throw error
+                } catch {
+                    reasons.append("\(candidate.rawValue) skipped: \(error.message)")
+                    warn("auto: \(candidate.rawValue) unavailable (\(error.message)); trying \(candidate == .afXDP ? "af_packet" : "libpcap")")
+                }
+            }
+            throw CaptureError(.other, "no capture backend starts here")
         }
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
     }
 }

@@ -11,8 +11,9 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 
 enum CaptureBackendChoice: String, ExpressibleByArgument, CaseIterable {
     case afPacket = "af_packet"
+    case afXDP = "af_xdp"
     case libpcap
-    /// The best backend that starts here: AF_PACKET, else libpcap.
+    /// The best backend that starts here: AF_XDP, else AF_PACKET, else libpcap.
     case auto
 }
 
@@ -24,14 +25,17 @@ struct Dissect: ParsableCommand {
     @Argument(help: "Capture files to read, in order.")
     var files: [String] = []
 
-    @Option(name: [.short, .customLong("interface")], help: "Capture live on this interface (libpcap) instead of files.")
-    var interface: String?
+    @Option(name: [.short, .customLong("interface")],
+            help: "Capture live on this interface instead of files (repeat, or a comma list, for several; 'any' for all with af_packet or libpcap).")
+    var interface: [String] = []
 
     @Option(name: .customLong("bpf"), help: "BPF capture filter for live capture (tcpdump syntax).")
     var captureFilter: String?
 
-    @Option(name: .customLong("capture"), help: "Live capture backend: af_packet (TPACKET_V3 ring), libpcap, or auto (the first that starts).")
-    var capture: CaptureBackendChoice = .afPacket
+    @Flag(name: .customLong("live"), help: "Dissect live traffic (the interfaces given with -i); -i alone implies it.")
+    var liveFlag = false
+
+    @OptionGroup var live: LiveCaptureOptions
 
     @Option(name: [.short, .customLong("count")], help: "Stop a live capture after this many packets.")
     var count: Int?
@@ -48,10 +52,13 @@ struct Dissect: ParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
-        if files.isEmpty && interface == nil {
+        if liveFlag && interface.isEmpty {
+            throw ValidationError("--live needs -i INTERFACE (repeat it, or a comma list, for several)")
+        }
+        if files.isEmpty && interface.isEmpty {
             throw ValidationError("give at least one capture file, or --interface for live capture")
         }
-        if !files.isEmpty && interface != nil {
+        if !files.isEmpty && !interface.isEmpty {
             throw ValidationError("give capture files or --interface, not both")
         }
         if threads < 1 || threads > 64 {
@@ -63,7 +70,7 @@ struct Dissect: ParsableCommand {
         pluginOptions.bootstrapLogging()
         let plugins = try pluginOptions.startPlugins()
 
-        if interface == nil && threads > 1 {
+        if interface.isEmpty && threads > 1 {
             try runParallel(plugins: plugins)
             return
         }
@@ -74,10 +81,13 @@ struct Dissect: ParsableCommand {
         let session = DissectionSession(plugins: plugins, sink: sink)
         var failure: String?
 
-        if let interface {
+        if !interface.isEmpty {
+            let interfaces = LiveCapture.interfaces(interface)
             do {
-                let backend = try LiveCapture.open(interface, backend: capture, filter: captureFilter)
-                LiveStop.install(backend, interface: interface)
+                let backend = try LiveCapture.open(interfaces, options: live, filter: captureFilter)
+                // Closing removes what a backend set up on the node (the AF_XDP mirror), also on a failed read.
+                defer { backend.close() }
+                LiveStop.install(backend, interface: interfaces.joined(separator: ","))
                 var seen = 0
                 loop: while true {
                     let limit = count.map { max(0, $0 - seen) } ?? 256
@@ -89,7 +99,8 @@ struct Dissect: ParsableCommand {
                     }
                 }
                 let stats = backend.statistics
-                warn("\(stats.received) packets received, \(stats.droppedByKernel) dropped by kernel")
+                warn("\(stats.received) packets received, \(stats.droppedByKernel) dropped by kernel, "
+                    + "\(stats.droppedByUs) dropped by us, \(stats.filtered) filtered")
             } catch {
                 failure = error.message
             }

@@ -19,14 +19,13 @@ struct WorkerCommand: AsyncParsableCommand {
             packet in the ring onwards, then live. See docs/api.md.
             """)
 
-    @Option(name: [.short, .customLong("interface")], help: "Interface to capture on.")
-    var interface: String?
+    @Option(name: [.short, .customLong("interface")], help: "Interfaces to capture on (repeatable or comma list; 'any').")
+    var interface: [String] = []
 
     @Option(name: .short, help: "Read this capture file into the ring instead of capturing (then serve it).")
     var r: String?
 
-    @Option(name: .customLong("capture"), help: "Backend: af_packet, libpcap, or auto.")
-    var backend: CaptureBackendChoice = .afPacket
+    @OptionGroup var live: LiveCaptureOptions
 
     @Option(name: .customLong("filter"), help: "BPF capture filter (tcpdump syntax).")
     var filter: String?
@@ -57,7 +56,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
-        if (interface == nil) == (r == nil) { throw ValidationError("give either -i INTERFACE or -r FILE") }
+        if interface.isEmpty == (r == nil) { throw ValidationError("give either -i INTERFACE or -r FILE") }
         guard StorageQuantity(clientQueueLimit) != nil else {
             throw ValidationError("--client-queue-limit: '\(clientQueueLimit)' is not a quantity")
         }
@@ -71,8 +70,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let plugins = try pluginOptions.startPlugins()
         let source: CaptureBackend
         do {
-            if let interface {
-                source = try LiveCapture.open(interface, backend: backend, filter: filter)
+            if !interface.isEmpty {
+                source = try LiveCapture.open(LiveCapture.interfaces(interface), options: live, filter: filter)
             } else {
                 let file = try LibpcapBackend(file: r!)
                 if let filter { try file.setFilter(filter) }
@@ -103,7 +102,8 @@ struct WorkerCommand: AsyncParsableCommand {
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        let what = interface.map { "capturing on \($0) with \(source.name)" } ?? "serving \(r!)"
+        let what = r.map { "serving \($0)" }
+            ?? "capturing on \(LiveCapture.interfaces(interface).joined(separator: ",")) with \(source.name)"
         let limit = storageLimit
         let dir = dataDirectory
         let listenHost = host

@@ -10,44 +10,17 @@ import Testing
        .enabled(if: getuid() == 0, "needs root for network namespaces and capture"),
        .enabled(if: TestSupport.which("ip") != nil && TestSupport.which("curl") != nil, "needs iproute2 and curl"))
 struct LiveCaptureTests {
-    static let namespace = "kstest-live-\(getpid())"
-    static let hostSide = "kslv\(getpid() % 100000)a"
-    static let nsSide = "kslv\(getpid() % 100000)b"
-
-    func sh(_ command: String) throws {
-        let r = try TestSupport.run("/bin/sh", ["-c", command])
-        if r.status != 0 { throw Failure(message: "\(command): \(r.stderr)") }
-    }
-
-    struct Failure: Error { var message: String }
-
     @Test("entries from traffic seen live equal tcpdump's view, printed when the capture is stopped",
           arguments: ["libpcap", "af_packet"])
     func liveHTTP(backend: String) throws {
-        let ns = Self.namespace
-        defer {
-            _ = try? TestSupport.run("/bin/sh", ["-c", "ip netns pids \(ns) | xargs -r kill -9; ip netns del \(ns); ip link del \(Self.hostSide)"])
-        }
-        try sh("ip netns add \(ns)")
-        try sh("ip link add \(Self.hostSide) type veth peer name \(Self.nsSide)")
-        try sh("ip link set \(Self.nsSide) netns \(ns)")
-        try sh("ip addr add 10.233.7.1/24 dev \(Self.hostSide) && ip link set \(Self.hostSide) up")
-        try sh("ip netns exec \(ns) ip addr add 10.233.7.2/24 dev \(Self.nsSide)")
-        try sh("ip netns exec \(ns) ip link set \(Self.nsSide) up && ip netns exec \(ns) ip link set lo up")
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ks-live-\(getpid())")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        try Data("hello from the pod\n".utf8).write(to: root.appendingPathComponent("hello.txt"))
-        let server = TestSupport.unblockedProcess(
-            "/usr/sbin/ip", ["netns", "exec", ns, TestSupport.which("python3") ?? "python3", "-m", "http.server", "8080",
-                             "--bind", "10.233.7.2", "--directory", root.path])
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        let pod = try PodNetwork(tag: "lv", index: backend == "libpcap" ? 10 : 11)
+        defer { try? pod.remove() }
+        let root = pod.root
+        let hostSide = pod.hostSide
 
         let capture = Process()
         capture.executableURL = URL(fileURLWithPath: TestSupport.kubeshark)
-        capture.arguments = ["dissect", "-i", Self.hostSide, "--capture", backend, "--bpf", "tcp port 8080",
+        capture.arguments = ["dissect", "--live", "-i", hostSide, "--capture", backend, "--bpf", "tcp port 8080",
                              "--output", "json"]
         let out = Pipe()
         let captureErr = Pipe()
@@ -56,7 +29,7 @@ struct LiveCaptureTests {
         try capture.run()
         let reference = root.appendingPathComponent("tcpdump.pcap").path
         let tcpdump = TestSupport.unblockedProcess(
-            TestSupport.which("tcpdump") ?? "/usr/bin/tcpdump", ["-i", Self.hostSide, "-U", "-w", reference, "tcp port 8080"])
+            TestSupport.which("tcpdump") ?? "/usr/bin/tcpdump", ["-i", hostSide, "--immediate-mode", "-U", "-w", reference, "tcp port 8080"])
         let tcpdumpErr = Pipe()
         tcpdump.standardOutput = FileHandle.nullDevice
         tcpdump.standardError = tcpdumpErr
@@ -64,7 +37,7 @@ struct LiveCaptureTests {
         let written = root.appendingPathComponent("ours.pcap").path
         let recorder = Process()
         recorder.executableURL = URL(fileURLWithPath: TestSupport.kubeshark)
-        recorder.arguments = ["capture", "-i", Self.hostSide, "--capture", backend, "--filter", "tcp port 8080",
+        recorder.arguments = ["capture", "-i", hostSide, "--capture", backend, "--filter", "tcp port 8080",
                               "-w", written]
         let recorderErr = Pipe()
         recorder.standardOutput = FileHandle.nullDevice
@@ -78,19 +51,9 @@ struct LiveCaptureTests {
         usleep(500_000)  // "listening" is printed a moment before the filter is in place
 
         // Wait for the server, then make requests.
-        var served = false
-        for _ in 0..<50 where !served {
-            let r = try TestSupport.run(TestSupport.which("curl")!, ["-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                                                 "http://10.233.7.2:8080/hello.txt"])
-            served = r.stdout == "200"
-            if !served { usleep(100_000) }
-        }
-        #expect(served, "the HTTP server in the namespace never answered")
-        _ = try TestSupport.run(TestSupport.which("curl")!, ["-s", "-o", "/dev/null", "http://10.233.7.2:8080/missing"])
-
-        for i in 0..<5 {
-            _ = try TestSupport.run(TestSupport.which("curl")!, ["-s", "-o", "/dev/null", "http://10.233.7.2:8080/hello.txt?n=\(i)"])
-        }
+        #expect(pod.waitUntilServing(), "the HTTP server in the namespace never answered")
+        #expect(pod.get("/missing") == 404)
+        for i in 0..<5 { #expect(pod.get("/hello.txt?n=\(i)") == 200) }
         usleep(1_000_000)
         tcpdump.interrupt()
         capture.interrupt()
@@ -113,7 +76,7 @@ struct LiveCaptureTests {
         let missing = entries.filter { $0["summary"] as? String == "/missing" && $0["status"] as? Int == 404 }
         #expect(!ok.isEmpty, "entries: \(entries.map { "\($0["method"] ?? "-") \($0["summary"] ?? "-") \($0["status"] ?? "-")" })")
         #expect(missing.count == 1)
-        #expect((ok.first?["dst"] as? [String: Any])?["ip"] as? String == "10.233.7.2")
+        #expect((ok.first?["dst"] as? [String: Any])?["ip"] as? String == pod.podAddress)
         // The same traffic, recorded by tcpdump and dissected offline, gives the same exchanges.
         let (offline, _) = try TestSupport.dissect([reference])
         let live = exchanges(entries).map(\.description).sorted()
@@ -139,17 +102,17 @@ struct LiveCaptureTests {
         #expect(identical, "\(backend): packet bytes differ from tcpdump's")
     }
 
-    @Test("--capture auto takes AF_PACKET where it can, else says why and takes libpcap")
+    @Test("--capture auto skips af_xdp where it cannot work (lo's MTU, 'any') and says so, then takes af_packet")
     func autoBackend() throws {
         let lo = try TestSupport.run(TestSupport.kubeshark, ["capture", "-i", "lo", "--capture", "auto", "--duration", "0.3"])
         #expect(lo.status == 0)
         #expect(lo.stderr.contains("capturing on lo with af_packet"), "\(lo.stderr)")
         let any = try TestSupport.run(TestSupport.kubeshark, ["capture", "-i", "any", "--capture", "auto", "--duration", "0.3"])
         #expect(any.status == 0)
-        #expect(any.stderr.contains("trying libpcap") && any.stderr.contains("capturing on any with libpcap"), "\(any.stderr)")
+        #expect(any.stderr.contains("auto: af_xdp unavailable") && any.stderr.contains("capturing on any with af_packet"), "\(any.stderr)")
         let missing = try TestSupport.run(TestSupport.kubeshark, ["capture", "-i", "nosuch0", "--capture", "auto"])
         #expect(missing.status != 0)
-        #expect(missing.stderr == "kubeshark: af_packet: no interface named nosuch0\n")
+        #expect(missing.stderr == "kubeshark: af_xdp: no interface named nosuch0\n", "\(missing.stderr)")
     }
 
     /// Every packet's bytes in a capture file, in order.

@@ -17,9 +17,11 @@ public final class TestPod {
     /// - Parameters:
     ///   - tag: a short name, unique among the tests of one run (kept in interface names).
     ///   - subnet: third octet of 10.234.X.0/24, unique among concurrent pods.
-    public init(tag: String, subnet: Int, files: [String: String] = ["hello.txt": "hello from the pod\n"]) throws {
+    ///   - netns: the namespace's name (default `kstest-TAG-PID`); `NS.POD` names a pod POD in NS for `kubeshark tap`.
+    public init(tag: String, subnet: Int, netns: String? = nil,
+                files: [String: String] = ["hello.txt": "hello from the pod\n"]) throws {
         let id = getpid() % 10000
-        namespace = "kstest-\(tag)-\(getpid())"
+        namespace = netns ?? "kstest-\(tag)-\(getpid())"
         hostInterface = "ks\(tag.prefix(4))\(id)a"
         podInterface = "ks\(tag.prefix(4))\(id)b"
         hostAddress = "10.234.\(subnet).1"

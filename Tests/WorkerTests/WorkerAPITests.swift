@@ -24,13 +24,16 @@ struct WorkerAPITests {
         let dataDirectory: String
         let stderrPath: String
 
-        init(_ arguments: [String]) throws {
+        /// Starts `kubeshark COMMAND` (worker by default) on a free port and waits for its
+        /// ready line (which names the URL).
+        init(_ arguments: [String], command: String = "worker", portArguments: [String] = ["--port", "0"],
+             ready: String = "listening on") throws {
             dataDirectory = NSTemporaryDirectory() + "ks-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             stderrPath = dataDirectory + ".log"
             FileManager.default.createFile(atPath: stderrPath, contents: nil)
             process = Process()
             process.executableURL = URL(fileURLWithPath: TestProcess.kubeshark)
-            process.arguments = ["worker", "--port", "0", "--data-dir", dataDirectory] + arguments
+            process.arguments = [command] + portArguments + ["--data-dir", dataDirectory] + arguments
             process.standardError = FileHandle(forWritingAtPath: stderrPath)
             process.standardOutput = FileHandle.nullDevice
             try process.run()
@@ -38,7 +41,7 @@ struct WorkerAPITests {
             for _ in 0..<200 where found == nil {
                 Thread.sleep(forTimeInterval: 0.05)
                 let log = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
-                if let r = log.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
+                if log.contains(ready), let r = log.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
                     found = String(log[r])
                 }
                 if !process.isRunning { break }

@@ -9,6 +9,7 @@
 
 #ifdef __linux__
 #include <linux/if_packet.h>
+#include <sys/socket.h>
 
 /* Opens an AF_PACKET raw socket that receives nothing until ks_afp_bind. -errno on failure. */
 int ks_afp_socket(void);
@@ -37,6 +38,39 @@ int ks_afp_hardware_type(const char *ifname);
 int ks_afp_poll(int fd, int timeout_ms);
 
 int ks_afp_unmap(void *ring, size_t length);
+
+/* Headroom the kernel leaves before each packet (PACKET_RESERVE), set before the ring. 0 or -errno. */
+int ks_afp_set_reserve(int fd, uint32_t bytes);
+
+/* Rewrites the packet at header as Linux cooked capture v2 (DLT_LINUX_SLL2): a
+ * 20-byte header (protocol, ifindex, ARPHRD type, packet type, address) written
+ * in place just before the network header, from the sockaddr_ll the kernel put
+ * after tpacket3_hdr. Returns the offset of the SLL2 header from header and sets
+ * caplen and len accordingly. Needs PACKET_RESERVE >= 20. */
+static inline uint32_t ks_afp_to_sll2(void *header, uint32_t *caplen, uint32_t *len) {
+    struct tpacket3_hdr *h = (struct tpacket3_hdr *)header;
+    const struct sockaddr_ll *sll = (const struct sockaddr_ll *)((uint8_t *)header + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
+    uint32_t l2 = h->tp_net > h->tp_mac ? (uint32_t)(h->tp_net - h->tp_mac) : 0;
+    if (l2 > h->tp_snaplen) l2 = h->tp_snaplen;
+    uint8_t *out = (uint8_t *)header + h->tp_net - 20;
+    uint16_t protocol = sll->sll_protocol;           /* network order already */
+    uint32_t ifindex = (uint32_t)sll->sll_ifindex;
+    uint16_t hatype = sll->sll_hatype;
+    uint8_t pkttype = sll->sll_pkttype;
+    uint8_t halen = sll->sll_halen > 8 ? 8 : sll->sll_halen;
+    uint8_t addr[8] = {0};
+    for (int i = 0; i < halen; i++) addr[i] = sll->sll_addr[i];
+    out[0] = (uint8_t)(protocol & 0xff); out[1] = (uint8_t)(protocol >> 8);
+    out[2] = 0; out[3] = 0;
+    out[4] = (uint8_t)(ifindex >> 24); out[5] = (uint8_t)(ifindex >> 16); out[6] = (uint8_t)(ifindex >> 8); out[7] = (uint8_t)ifindex;
+    out[8] = (uint8_t)(hatype >> 8); out[9] = (uint8_t)hatype;
+    out[10] = pkttype;
+    out[11] = halen;
+    for (int i = 0; i < 8; i++) out[12 + i] = addr[i];
+    *caplen = h->tp_snaplen - l2 + 20;
+    *len = h->tp_len - l2 + 20;
+    return (uint32_t)h->tp_net - 20;
+}
 
 static inline uint32_t ks_afp_block_status(const void *block) {
     return __atomic_load_n(&((const struct tpacket_block_desc *)block)->hdr.bh1.block_status, __ATOMIC_ACQUIRE);

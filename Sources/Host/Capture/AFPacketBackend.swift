@@ -11,14 +11,16 @@ import Glibc
 /// block back, with no copy and no system call per packet.
 ///
 /// The filter (tcpdump syntax, compiled by libpcap) is attached before the
-/// socket is bound, so not one unfiltered packet reaches the ring. At stop,
+/// socket is bound, so not one unfiltered packet reaches the ring (in cooked
+/// mode, `any`, it runs in user space: see `attach`). Several interfaces share
+/// one socket bound to all of them with a kernel test of the ifindex. At stop,
 /// the block the kernel is still filling is waited for (it retires after
 /// `retireTimeoutMs`), so every packet handed over before the stop is read.
 public final class AFPacketBackend: CaptureBackend {
     /// Ring geometry and behaviour.
     public struct Options: Sendable {
-        public var blockSizeBytes: UInt32 = 1 << 20
-        public var blockCount: UInt32 = 32
+        public var blockSizeBytes: UInt32 = 4 << 20
+        public var blockCount: UInt32 = 8
         /// A block that is not full is handed over after this long.
         public var retireTimeoutMs: UInt32 = 50
         /// How long one read waits for a block before reporting a timeout.
@@ -30,8 +32,10 @@ public final class AFPacketBackend: CaptureBackend {
     }
 
     public let name = "af_packet"
-    public let linkType: Int32 = 1  // DLT_EN10MB
-    private var fd: Int32
+    /// DLT_EN10MB for Ethernet-like interfaces; DLT_LINUX_SLL2 for `any`, or when
+    /// one of several interfaces is not Ethernet-like (tcpdump -i any does the same).
+    public let linkType: Int32
+    private var fd: Int32 = -1
     private var ring: UnsafeMutableRawPointer?
     private let options: Options
     private var block = 0
@@ -40,22 +44,48 @@ public final class AFPacketBackend: CaptureBackend {
     private var stats = CaptureStatistics()
     private let stopRequested = Atomic<Bool>(false)
     private let interface: String
+    /// Cooked mode: each packet is rewritten as SLL2 in place.
+    private let cooked: Bool
+    /// A filter the kernel cannot run (cooked mode), run here on each packet.
+    private var userProgram = bpf_program()
+    private var hasUserProgram = false
 
-    /// Opens the ring on `interface` (an Ethernet-like interface, loopback included).
-    public init(interface: String, options: Options = Options()) throws(CaptureError) {
-        self.interface = interface
+    /// Opens the ring on `interface` (an Ethernet-like interface, loopback included, or `any`).
+    public convenience init(interface: String, options: Options = Options()) throws(CaptureError) {
+        try self.init(interfaces: [interface], options: options)
+    }
+
+    /// Opens one ring for several interfaces, or for `any`: the socket is bound to
+    /// every interface (ifindex 0) and, for named ones, a kernel filter keeps only
+    /// theirs (SKF_AD_IFINDEX) before the user's filter.
+    public init(interfaces: [String], options: Options = Options()) throws(CaptureError) {
+        self.interface = interfaces.joined(separator: ",")
+        self.names = interfaces.filter { $0 != "any" }
         self.options = options
-        guard interface != "any" else {
-            throw CaptureError(.other, "af_packet: capturing on 'any' is not supported yet; name an interface or use --capture libpcap")
+        guard !interfaces.isEmpty else { throw CaptureError(.interfaceMissing, "af_packet: no interface given") }
+        let any = interfaces.contains("any")
+        if any && interfaces.count > 1 {
+            throw CaptureError(.other, "af_packet: 'any' already means every interface; give it alone")
         }
-        let ifindex = Int32(bitPattern: if_nametoindex(interface))
-        guard ifindex > 0 else {
-            throw CaptureError(.interfaceMissing, "af_packet: no interface named \(interface)")
+        var indices: [Int32] = []
+        var allEthernet = true
+        for name in interfaces where name != "any" {
+            let ifindex = Int32(bitPattern: if_nametoindex(name))
+            guard ifindex > 0 else {
+                throw CaptureError(.interfaceMissing, "af_packet: no interface named \(name)")
+            }
+            indices.append(ifindex)
+            let hardware = ks_afp_hardware_type(name)
+            // ARPHRD_ETHER (1) and ARPHRD_LOOPBACK (772) deliver Ethernet framing.
+            if hardware != 1 && hardware != 772 { allEthernet = false }
         }
-        let hardware = ks_afp_hardware_type(interface)
-        // ARPHRD_ETHER (1) and ARPHRD_LOOPBACK (772) deliver Ethernet framing.
-        guard hardware == 1 || hardware == 772 else {
-            throw CaptureError(.other, "af_packet: \(interface) is not an Ethernet-like interface (ARPHRD \(hardware)); use --capture libpcap")
+        if interfaces.count == 1 && !any && !allEthernet {
+            throw CaptureError(.other, "af_packet: \(interfaces[0]) is not an Ethernet-like interface (ARPHRD \(ks_afp_hardware_type(interfaces[0]))); use --capture libpcap")
+        }
+        cooked = any || !allEthernet
+        linkType = cooked ? 276 : 1  // DLT_LINUX_SLL2 : DLT_EN10MB
+        if indices.count > 255 {
+            throw CaptureError(.other, "af_packet: at most 255 named interfaces per socket; use 'any' with a filter")
         }
         let socket = ks_afp_socket()
         guard socket >= 0 else {
@@ -65,6 +95,13 @@ public final class AFPacketBackend: CaptureBackend {
             throw CaptureError(.other, "af_packet: cannot open a packet socket: \(String(cString: strerror(-socket)))")
         }
         fd = socket
+        if cooked {
+            let r = ks_afp_set_reserve(fd, 32)
+            guard r == 0 else {
+                close()
+                throw CaptureError(.other, "af_packet: cannot reserve headroom: \(String(cString: strerror(-r)))")
+            }
+        }
         var mapped: UnsafeMutableRawPointer?
         let rc = ks_afp_setup_ring(fd, options.blockSizeBytes, options.blockCount, 2048, options.retireTimeoutMs, &mapped)
         guard rc == 0, let mapped else {
@@ -72,12 +109,18 @@ public final class AFPacketBackend: CaptureBackend {
             throw CaptureError(.other, "af_packet: cannot map a TPACKET_V3 ring of \(options.blockCount) x \(options.blockSizeBytes) bytes: \(String(cString: strerror(-rc)))")
         }
         ring = mapped
-        if let filter = options.filter, !filter.isEmpty {
-            do { try attach(filter: filter) } catch {
-                close()
-                throw error
-            }
+        do {
+            try attach(filter: options.filter, interfaces: any || interfaces.count == 1 ? [] : indices)
+        } catch {
+            close()
+            throw error
         }
+        let b = ks_afp_bind(fd, interfaces.count == 1 && !any ? indices[0] : 0)
+        guard b == 0 else {
+            close()
+            throw CaptureError(.other, "af_packet: cannot bind to \(interface): \(String(cString: strerror(-b)))")
+        }
+        // The kernel takes a socket into a fanout group only once it is bound.
         if let group = options.fanoutGroup {
             let f = ks_afp_fanout(fd, group)
             guard f == 0 else {
@@ -85,27 +128,46 @@ public final class AFPacketBackend: CaptureBackend {
                 throw CaptureError(.other, "af_packet: cannot join fanout group \(group): \(String(cString: strerror(-f)))")
             }
         }
-        let b = ks_afp_bind(fd, ifindex)
-        guard b == 0 else {
-            close()
-            throw CaptureError(.other, "af_packet: cannot bind to \(interface): \(String(cString: strerror(-b)))")
-        }
     }
 
-    /// Compiles `filter` with libpcap's compiler (tcpdump syntax) and attaches it.
-    private func attach(filter: String) throws(CaptureError) {
-        guard let dead = pcap_open_dead(linkType, 262_144) else {
-            throw CaptureError(.filter, "af_packet: libpcap cannot compile filters here")
+    /// Compiles `filter` with libpcap's compiler (tcpdump syntax) and attaches it,
+    /// behind a test of the receiving interface when `interfaces` is not empty. In
+    /// cooked mode the kernel sees the packet without the SLL2 header the filter
+    /// expects, so the filter runs in user space instead (and counts `filtered`).
+    private func attach(filter: String?, interfaces: [Int32]) throws(CaptureError) {
+        var code: [bpf_insn] = []
+        if !interfaces.isEmpty {
+            // ld ifindex; jeq each -> accept part; ret 0; then the rest.
+            code.append(bpf_insn(code: 0x20, jt: 0, jf: 0, k: 0xffff_f008))  // BPF_LD|BPF_W|BPF_ABS, SKF_AD_OFF+SKF_AD_IFINDEX
+            for (i, index) in interfaces.enumerated() {
+                code.append(bpf_insn(code: 0x15, jt: UInt8(interfaces.count - i), jf: 0, k: UInt32(bitPattern: index)))  // BPF_JMP|BPF_JEQ|BPF_K
+            }
+            code.append(bpf_insn(code: 0x06, jt: 0, jf: 0, k: 0))  // BPF_RET|BPF_K: drop
         }
-        defer { pcap_close(dead) }
-        var program = bpf_program()
-        guard pcap_compile(dead, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-            throw CaptureError(.filter, "bad capture filter '\(filter)': \(String(cString: pcap_geterr(dead)))")
+        if let filter, !filter.isEmpty {
+            guard let dead = pcap_open_dead(linkType, 262_144) else {
+                throw CaptureError(.filter, "af_packet: libpcap cannot compile filters here")
+            }
+            defer { pcap_close(dead) }
+            var program = bpf_program()
+            guard pcap_compile(dead, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+                throw CaptureError(.filter, "bad capture filter '\(filter)': \(String(cString: pcap_geterr(dead)))")
+            }
+            if cooked {
+                userProgram = program
+                hasUserProgram = true
+            } else {
+                defer { pcap_freecode(&program) }
+                code += UnsafeBufferPointer(start: program.bf_insns, count: Int(program.bf_len))
+            }
         }
-        defer { pcap_freecode(&program) }
-        let rc = ks_afp_attach_filter(fd, program.bf_insns, program.bf_len)
+        guard !code.isEmpty else { return }
+        if !interfaces.isEmpty && (code.count == interfaces.count + 2) {
+            code.append(bpf_insn(code: 0x06, jt: 0, jf: 0, k: 262_144))  // accept
+        }
+        let rc = code.withUnsafeBufferPointer { ks_afp_attach_filter(fd, $0.baseAddress, UInt32($0.count)) }
         guard rc == 0 else {
-            throw CaptureError(.filter, "af_packet: cannot attach filter '\(filter)': \(String(cString: strerror(-rc)))")
+            throw CaptureError(.filter, "af_packet: cannot attach filter '\(filter ?? "")': \(String(cString: strerror(-rc)))")
         }
     }
 
@@ -113,47 +175,99 @@ public final class AFPacketBackend: CaptureBackend {
         ring.map { $0 + block * Int(options.blockSizeBytes) }
     }
 
+    /// Blocks read in the last call, handed back to the kernel at the next one, so
+    /// the packets of a batch stay valid until then.
+    private var heldBlocks: [UnsafeMutableRawPointer] = []
+    private var stopDeadline: Int64?
+    private var pastDeadline = false
+    private var blocksAfterDeadline = 0
+    /// The named interfaces (none for `any`), to notice one disappearing.
+    private let names: [String]
+
+    public var packetsValidUntilNextRead: Bool { true }
+
+    private func releaseHeldBlocks() {
+        for b in heldBlocks { ks_afp_block_release(b) }
+        heldBlocks.removeAll(keepingCapacity: true)
+    }
+
     public func read(maxPackets: Int, _ handler: (CapturedPacket) -> Void) throws(CaptureError) -> CaptureReadOutcome {
         guard fd >= 0 else { return .end }
+        releaseHeldBlocks()
         var n = 0
-        var drainDeadline: Int64?
+        // At a stop, the block being filled is waited for (it retires within the
+        // timeout) and everything ready is read; past that grace period no more is
+        // waited for, and at most one ring's worth of blocks is still read, so the
+        // capture ends even if traffic goes on.
+        if stopRequested.load(ordering: .relaxed) {
+            let now = monotonicMs()
+            if stopDeadline == nil { stopDeadline = now + Int64(options.retireTimeoutMs) * 2 + 20 }
+            if now >= stopDeadline! { pastDeadline = true }
+            if pastDeadline && blocksAfterDeadline >= Int(options.blockCount) { return .end }
+        }
         while n < maxPackets {
             guard let address = blockAddress else { return .end }
+            // A block whose packets this call handed over is not read again (the ring wrapped).
+            if heldBlocks.contains(address) { return .packets(n) }
             let status = ks_afp_block_status(address)
             if ks_afp_status_user(status) == 0 {
                 if n > 0 { return .packets(n) }
                 if stopRequested.load(ordering: .relaxed) {
-                    // Wait for the block being filled to retire, then stop.
                     let now = monotonicMs()
-                    if drainDeadline == nil { drainDeadline = now + Int64(options.retireTimeoutMs) * 2 + 20 }
-                    if now >= drainDeadline! { return .end }
-                    _ = ks_afp_poll(fd, Int32(options.retireTimeoutMs))
+                    if stopDeadline == nil { stopDeadline = now + Int64(options.retireTimeoutMs) * 2 + 20 }
+                    if pastDeadline || now >= stopDeadline! { return .end }
+                    _ = ks_afp_poll(fd, Int32(max(1, min(Int64(options.retireTimeoutMs), stopDeadline! - now))))
                     continue
                 }
                 let rc = ks_afp_poll(fd, options.pollTimeoutMs)
                 if rc < 0 && -rc != EINTR {
                     throw CaptureError(.other, "af_packet on \(interface) failed: \(String(cString: strerror(-rc)))")
                 }
+                // A deleted interface makes poll report an error (or go quiet) with no
+                // block to read: say so rather than spin or wait for ever.
+                let idle = rc == 0 || ks_afp_status_user(ks_afp_block_status(address)) == 0
+                if idle {
+                    let gone = names.filter { if_nametoindex($0) == 0 }
+                    if !gone.isEmpty {
+                        throw CaptureError(.interfaceMissing, "af_packet: interface \(gone.joined(separator: ", ")) is gone")
+                    }
+                }
                 if rc == 0 && !stopRequested.load(ordering: .relaxed) { return .timeout }
                 continue
             }
             let count = ks_afp_block_packets(address)
             if packetInBlock == 0 { offsetInBlock = Int(ks_afp_block_first(address)) }
+            let before = n
             while packetInBlock < count && n < maxPackets {
                 let header = address + offsetInBlock
                 let p = ks_afp_packet_at(header)
-                stats.received &+= 1
-                stats.bytes &+= UInt64(p.snaplen)
-                handler(CapturedPacket(
-                    timestampNs: Int64(p.sec) * 1_000_000_000 + Int64(p.nsec),
-                    data: UnsafeRawBufferPointer(start: header + Int(p.mac), count: Int(p.snaplen)),
-                    wireLength: Int(p.len), linkType: linkType))
-                n += 1
                 packetInBlock += 1
                 offsetInBlock += Int(p.next_offset)
+                var start = Int(p.mac)
+                var caplen = p.snaplen
+                var wire = p.len
+                if cooked {
+                    start = Int(ks_afp_to_sll2(header, &caplen, &wire))
+                    if hasUserProgram {
+                        let bytes = (header + start).assumingMemoryBound(to: UInt8.self)
+                        if bpf_filter(userProgram.bf_insns, bytes, wire, caplen) == 0 {
+                            stats.filtered &+= 1
+                            continue
+                        }
+                    }
+                }
+                stats.received &+= 1
+                stats.bytes &+= UInt64(caplen)
+                handler(CapturedPacket(
+                    timestampNs: Int64(p.sec) * 1_000_000_000 + Int64(p.nsec),
+                    data: UnsafeRawBufferPointer(start: header + start, count: Int(caplen)),
+                    wireLength: Int(wire), linkType: linkType))
+                n += 1
             }
             if packetInBlock >= count {
-                ks_afp_block_release(address)
+                // Kept until the next read only when this call handed some of its packets over.
+                if n > before { heldBlocks.append(address) } else { ks_afp_block_release(address) }
+                if pastDeadline { blocksAfterDeadline += 1 }
                 block = (block + 1) % Int(options.blockCount)
                 packetInBlock = 0
                 offsetInBlock = 0
@@ -179,6 +293,11 @@ public final class AFPacketBackend: CaptureBackend {
     }
 
     public func close() {
+        if ring != nil { releaseHeldBlocks() }
+        if hasUserProgram {
+            pcap_freecode(&userProgram)
+            hasUserProgram = false
+        }
         if let ring {
             _ = ks_afp_unmap(ring, Int(options.blockSizeBytes) * Int(options.blockCount))
         }

@@ -48,6 +48,8 @@ public enum CaptureReadOutcome: Equatable {
 public struct CaptureError: Error, CustomStringConvertible, Equatable {
     public enum Kind: Sendable, Equatable {
         case notFound, notACapture, truncated, permission, interfaceMissing, filter, other
+        /// A kernel feature, a library or a tool the backend needs is missing.
+        case unsupported
     }
     public var kind: Kind
     public var message: String
@@ -75,4 +77,12 @@ public protocol CaptureBackend: AnyObject {
     func breakLoop()
     /// Releases the source. Further reads return `.end`.
     func close()
+    /// True when a packet's bytes stay valid until the next `read` (not only during
+    /// the handler call), so a consumer may keep views for the batch, e.g. to write
+    /// them with one writev. Defaults to false.
+    var packetsValidUntilNextRead: Bool { get }
+}
+
+extension CaptureBackend {
+    public var packetsValidUntilNextRead: Bool { false }
 }

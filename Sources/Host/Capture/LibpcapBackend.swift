@@ -20,12 +20,21 @@ public final class LibpcapBackend: CaptureBackend {
     /// For live capture: the descriptor to poll and how long one read waits.
     private var selectable: Int32 = -1
     private var pollTimeoutMs: Int32 = 100
+    private var immediate = true
+    private var stopDeadline: Int64?
+    private var pastDeadline = false
+    private var readAfterDeadline = 0
+    private var bufferSize: Int32 = 8 << 20
 
     /// Options for live capture.
     public struct LiveOptions: Sendable {
         public var snapLength: Int32 = 262_144
         public var promiscuous = false
-        public var immediate = true
+        /// Immediate mode makes libpcap use TPACKET_V2 with one frame per snap length
+        /// (on interfaces with offloads, 256 KiB each): a few dozen slots, and heavy
+        /// loss at high rates. Off by default, as in tcpdump; blocks are handed over
+        /// within `timeoutMs` and the last one is waited for at stop.
+        public var immediate = false
         public var bufferSizeBytes: Int32 = 8 << 20
         public var timeoutMs: Int32 = 100
         public var filter: String?
@@ -88,6 +97,8 @@ public final class LibpcapBackend: CaptureBackend {
         _ = pcap_setnonblock(h, 1, &nbErr)
         selectable = pcap_get_selectable_fd(h)
         pollTimeoutMs = options.timeoutMs
+        immediate = options.immediate
+        bufferSize = options.bufferSizeBytes
         handle = h
         isFile = false
         path = interface
@@ -120,6 +131,15 @@ public final class LibpcapBackend: CaptureBackend {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         var n = 0
+        // At a stop, reading goes on for at most two timeouts (the block being
+        // filled retires within one), then ends even if traffic goes on.
+        if stopping && !isFile {
+            let now = Self.monotonicMs()
+            if stopDeadline == nil { stopDeadline = now + Int64(pollTimeoutMs) * 2 + 20 }
+            if now >= stopDeadline! { pastDeadline = true }
+            // Past the grace period, at most a buffer's worth more (64-byte packets).
+            if pastDeadline && readAfterDeadline >= Int(bufferSize / 64) { return .end }
+        }
         let scale: Int64 = nanosecondPrecision ? 1 : 1000
         while n < maxPackets {
             let rc = pcap_next_ex(h, &header, &data)
@@ -135,9 +155,19 @@ public final class LibpcapBackend: CaptureBackend {
                     timestampNs: ts, data: UnsafeRawBufferPointer(start: data, count: caplen),
                     wireLength: Int(hdr.len), linkType: linkType))
                 n += 1
+                if pastDeadline { readAfterDeadline += 1 }
             case 0:
                 if n > 0 { return .packets(n) }
-                if stopping { return .end }
+                if stopping {
+                    // Not immediate: the block being filled retires within the timeout; read it.
+                    guard !isFile, !immediate, selectable >= 0 else { return .end }
+                    let now = Self.monotonicMs()
+                    if stopDeadline == nil { stopDeadline = now + Int64(pollTimeoutMs) * 2 + 20 }
+                    if pastDeadline || now >= stopDeadline! { return .end }
+                    var p = pollfd(fd: selectable, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&p, 1, Int32(max(1, min(Int64(pollTimeoutMs), stopDeadline! - now))))
+                    continue
+                }
                 guard selectable >= 0 else { return .timeout }
                 var p = pollfd(fd: selectable, events: Int16(POLLIN), revents: 0)
                 let ready = poll(&p, 1, pollTimeoutMs)
@@ -183,6 +213,12 @@ public final class LibpcapBackend: CaptureBackend {
     }
 
     deinit { close() }
+
+    private static func monotonicMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
 }
 
 /// The text in a C error buffer.

@@ -1,0 +1,2 @@
+#include <xdp/xsk.h>
+#include <xdp/libxdp.h>
