@@ -9,19 +9,6 @@ import Testing
 
 private let h2Recording = Tools.repoRoot.appendingPathComponent("Tests/Fixtures/graphql/graphql-h2.pcap").path
 
-/// The raw entries of a capture (HTTP/2 and HTTP/1 plugins, as Tools.dissect) and
-/// the KFL macros of those two plugins.
-private func rawEntries(_ path: String) throws -> (entries: [String], macros: [String: String]) {
-    let h2 = try makeHarness()
-    let h1 = try PluginHarness(pluginNamed: "http")
-    let sink = Collect()
-    let session = DissectionSession(plugins: [h2.plugin, h1.plugin], sink: sink)
-    let backend = try LibpcapBackend(file: path)
-    #expect(CaptureRunner.drain(backend, into: session) == nil)
-    session.finish()
-    return (sink.entries, KFLMacros.from(plugins: [h2.plugin, h1.plugin]))
-}
-
 extension Dictionary where Key == String, Value == Any {
     var protocolName: String? { obj("protocol")?.str("name") }
     var gqlRequest: JSON? { request?.obj("graphql") }
@@ -30,7 +17,8 @@ extension Dictionary where Key == String, Value == Any {
 
 @Suite struct GraphQLOverHTTP2Tests {
     @Test func recording() throws {
-        let (raw, macros) = try rawEntries(h2Recording)
+        let (raw, plugins) = try Tools.dissectRaw(h2Recording)
+        let macros = KFLMacros.from(plugins: plugins)
         let e = raw.map(parseJSON)
         try #require(e.count == 9)
         #expect(e.map { "\($0.str("method") ?? "") \($0.str("summary") ?? "") \($0.int("status") ?? 0)" } == [

@@ -37,26 +37,8 @@ curl --version | grep -qi 'nghttp2' || { echo "record-graphql-h2: curl lacks HTT
 "$PY" -c 'import graphene, hypercorn' 2>/dev/null || {
   echo "record-graphql-h2: $PY lacks graphene or hypercorn (python3-graphene, python3-hypercorn)" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/kstest-graphql-h2.XXXXXX)
-SERVER_PID=
-TCPDUMP_PID=
-cleanup() {
-  local rc=$?
-  set +e
-  [[ -n $TCPDUMP_PID ]] && kill -KILL "$TCPDUMP_PID" 2>/dev/null
-  [[ -n $SERVER_PID ]] && kill -KILL "$SERVER_PID" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$WORK"
-  [[ $rc -ne 0 ]] && echo "record-graphql-h2: FAILED (exit $rc)" >&2
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_for() { # wait_for FILE TEXT
-  for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "record-graphql-h2: timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
+NAME=record-graphql-h2
+source "$HERE/record-common.sh"
 
 "$PY" "$HERE/graphql_h2_server.py" 0 >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
@@ -82,15 +64,7 @@ printf '%s' '{"query":"mutation AddUser($name: String!) { addUser(name: $name) {
 nghttp -n -H "content-type: application/json" -d "$WORK/add.json" "$URL/graphql"
 nghttp -n "$URL/graphql?query=query%20Q(%24id%3A%20ID!)%20%7B%20user(id%3A%20%24id)%20%7B%20name%20%7D%20%7D&operationName=Q&variables=%7B%22id%22%3A%222%22%7D" \
   "$URL/graphql?query=red+shoes"
-sleep 0.5
-# SIGINT lets tcpdump finish the file; under a test runner that blocks SIGINT
-# (Swift Testing does, and children inherit it) fall back to SIGKILL: with -U
-# every packet is already written.
-kill -INT "$TCPDUMP_PID"
-for _ in $(seq 20); do kill -0 "$TCPDUMP_PID" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$TCPDUMP_PID" 2>/dev/null || true
-wait "$TCPDUMP_PID" 2>/dev/null || true
-TCPDUMP_PID=
+stop_tcpdump "$WORK/graphql-h2.pcap"
 mkdir -p "$OUT_DIR"
 mv "$WORK/graphql-h2.pcap" "$OUT_DIR/graphql-h2.pcap"
 echo "$PORT" >"$OUT_DIR/port-h2"
