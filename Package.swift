@@ -98,7 +98,8 @@ let package = Package(
         .target(name: "RedisPlugin", dependencies: ["PluginKit"], path: "Plugins/Redis", swiftSettings: hotPath),
         .target(name: "AMQPPlugin", dependencies: ["PluginKit"], path: "Plugins/AMQP", swiftSettings: hotPath),
         .target(name: "KafkaPlugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/Kafka", swiftSettings: hotPath),
-        .target(name: "HTTP2Plugin", dependencies: ["PluginKit", "CZlib"], path: "Plugins/HTTP2", swiftSettings: hotPath),
+        .target(name: "HTTP2Plugin", dependencies: ["PluginKit", "CZlib", "GraphQLSupport", "GraphQLEntries"],
+                path: "Plugins/HTTP2", swiftSettings: hotPath),
         // The plugin's ks_plugin_v1, apart so tests can link HTTP2Plugin beside HTTPPlugin.
         .target(name: "HTTP2PluginExport", dependencies: ["HTTP2Plugin"], path: "Plugins/HTTP2Export", swiftSettings: hotPath),
 

@@ -4,7 +4,13 @@
 // redirectURL, headersSize, bodySize, trailers) so one KFL query works across
 // HTTP/1 and HTTP/2; gRPC entries add the service, method, messages and
 // status. The field list is in docs/protocols/http2.md and grpc.md.
+//
+// GraphQL (GraphQL.swift): a stream whose request carries GraphQL is an entry
+// of protocol index 2 (`graphql`), summary = the GraphQL summary
+// (`query GetUser { user }`), with request.graphql and response.graphql
+// written by GraphQLEntries next to the HTTP/2 fields, as HTTP/1 does.
 
+import GraphQLEntries
 import PluginKit
 
 extension HTTP2Dissector {
@@ -25,6 +31,11 @@ extension HTTP2Dissector {
         summary.protocolIndex = s.isGRPC ? 1 : 0
         summary.method = req.headers.value(":method")
         summary.summary = req.headers.value(":path")
+        let graphQL = graphQLRequest(s, method: summary.method, path: summary.summary)
+        if let graphQL {
+            summary.protocolIndex = Self.graphQLProtocolIndex
+            summary.summary = graphQL.summary()
+        }
         let status = statusCode(resp.headers)
         let grpcStatus = s.isGRPC ? grpcStatusValue(s) : nil
         if let status {
@@ -41,11 +52,18 @@ extension HTTP2Dissector {
             if hasReq || req.body.size > 0 {
                 b.object("request") { b in
                     self.writeRequest(s, http1: s.upgraded, &b)
+                    if let graphQL { GraphQLEntryWriter.write(graphQL, to: &b) }
                 }
             }
             if hasResp || resp.body.size > 0 {
                 b.object("response") { b in
-                    self.writeResponse(s, http1: http1Answer, grpcStatus: grpcStatus, &b)
+                    if graphQL != nil {
+                        let body = self.shownBody(resp)
+                        self.writeResponse(s, http1: http1Answer, grpcStatus: grpcStatus, body: body, &b)
+                        GraphQLEntryWriter.write(self.graphQLResponse(body), to: &b)
+                    } else {
+                        self.writeResponse(s, http1: http1Answer, grpcStatus: grpcStatus, &b)
+                    }
                 }
             }
             if s.isGRPC { self.writeStreaming(s, &b) }
@@ -115,7 +133,7 @@ extension HTTP2Dissector {
         if h.truncated { b.bool("headersTruncated", true) }
     }
 
-    private func writeResponse(_ s: H2Stream, http1: Bool, grpcStatus: Int?, _ b: inout EntryBuilder) {
+    private func writeResponse(_ s: H2Stream, http1: Bool, grpcStatus: Int?, body: ShownBody? = nil, _ b: inout EntryBuilder) {
         let m = s.response
         let h = m.headers
         let status = statusCode(h)
@@ -133,7 +151,7 @@ extension HTTP2Dissector {
                 b.bool("trailersOnly", !m.trailers.present)
             }
         } else {
-            b.object("content") { b in self.writeBody(m, &b) }
+            b.object("content") { b in self.writeBody(m, body: body, &b) }
         }
         b.string("redirectURL", h.value("location") ?? "")
         b.int("headersSize", Int64(h.wireSize))
@@ -183,32 +201,53 @@ extension HTTP2Dissector {
 
     // MARK: Bodies
 
-    /// `postData` / `content`: mimeType, size, text (or base64 with "encoding"),
-    /// and for gzip/deflate bodies the decoding facts.
-    private func writeBody(_ m: MessageHalf, form: Bool = false, _ b: inout EntryBuilder) {
-        let mime = m.headers.value("content-type") ?? ""
-        b.string("mimeType", mime)
-        let coding = m.headers.value("content-encoding")?.trimmingSpaces.lowercased()
-        var shown = m.body.raw
-        var truncated = m.body.cut
+    /// A body as shown: the bytes kept, inflated when the content-coding is
+    /// gzip / x-gzip / deflate (bounded by the display and decode caps).
+    struct ShownBody {
+        var bytes: [UInt8]
+        var truncated: Bool
         var decoded = false
         var decodeError: String?
+        /// `content-encoding`, trimmed and lowercased.
+        var coding: String?
+        /// The bytes are the body itself (no coding, or one decoded).
+        var readable: Bool { coding == nil || decoded }
+    }
+
+    func shownBody(_ m: MessageHalf) -> ShownBody {
+        let coding = m.headers.value("content-encoding")?.trimmingSpaces.lowercased()
+        var d = ShownBody(bytes: m.body.raw, truncated: m.body.cut, coding: coding)
         if let coding, coding == "gzip" || coding == "x-gzip" || coding == "deflate", !m.body.raw.isEmpty {
             scratch.removeAll(keepingCapacity: true)
             var cut = false
             let wrapped = coding != "deflate" || looksLikeZlibHeader(m.body.raw[0], m.body.raw.count > 1 ? m.body.raw[1] : 0)
-            decodeError = m.body.raw.withUnsafeBytes {
+            var decodeError = m.body.raw.withUnsafeBytes {
                 inflater.inflateAll($0, wrapped: wrapped, into: &scratch, cap: limits.maxBodyBytes,
                                     workCap: limits.maxDecodedBytes, cut: &cut)
             }
             if m.body.cut, decodeError == "compressed data ends early" { decodeError = nil }
+            d.decodeError = decodeError
             if decodeError == nil || !scratch.isEmpty {
                 // Output up to a missing end (a flushed but unfinished stream) is still the body.
-                decoded = true
-                shown = scratch
-                truncated = truncated || cut
+                d.decoded = true
+                d.bytes = scratch
+                d.truncated = d.truncated || cut
             }
         }
+        return d
+    }
+
+    /// `postData` / `content`: mimeType, size, text (or base64 with "encoding"),
+    /// and for gzip/deflate bodies the decoding facts. `body` when already decoded.
+    private func writeBody(_ m: MessageHalf, form: Bool = false, body: ShownBody? = nil, _ b: inout EntryBuilder) {
+        let mime = m.headers.value("content-type") ?? ""
+        b.string("mimeType", mime)
+        let d = body ?? shownBody(m)
+        let coding = d.coding
+        let shown = d.bytes
+        let truncated = d.truncated
+        let decoded = d.decoded
+        let decodeError = d.decodeError
         b.uint("size", decoded ? UInt64(shown.count) : m.body.size)
         shown.withUnsafeBytes { p in
             guard !p.isEmpty else { return }

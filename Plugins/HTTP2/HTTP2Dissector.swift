@@ -250,6 +250,14 @@ public final class HTTP2Dissector: Dissector {
                 st.padRemaining = pad
                 st.dataEndStream = h.flags & FrameFlag.endStream != 0
                 i += FrameHeader.size + (padded ? 1 : 0)
+                if st.dataRemaining == 0 && st.padRemaining == 0 {
+                    // An empty DATA frame (often END_STREAM alone, as curl and
+                    // Hypercorn send) is done now, even when it ends the chunk:
+                    // waiting for more bytes would leave the stream open until the
+                    // connection closes, and flag it as cut inside a DATA frame.
+                    st.inData = false
+                    if st.dataEndStream { endStream(d, st.dataStream) }
+                }
                 continue
             }
             if total > limits.maxFrameBytes {

@@ -1,8 +1,9 @@
 // The built-in HTTP/2 and gRPC dissector plugin: metadata, limits, probe and
-// the exported entry symbol. One library reports two protocols (http2 and
-// grpc) because gRPC is HTTP/2: a stream is known to be gRPC only from its
-// content-type, after the connection has been given to a plugin, and both
-// share the connection's HPACK state. The connection state machine is in
+// the exported entry symbol. One library reports three protocols (http2, grpc
+// and graphql) because gRPC and GraphQL ride on HTTP/2: a stream is known to be
+// gRPC only from its content-type, GraphQL only from its request body or query,
+// after the connection has been given to a plugin, and all streams share the
+// connection's HPACK state. The connection state machine is in
 // HTTP2Dissector.swift; the exported symbol in Plugins/HTTP2Export.
 
 import PluginAPI
@@ -48,7 +49,7 @@ extension HTTP2Dissector {
         vendor: "kubeshark-swift",
         license: "Apache-2.0",
         description: "HTTP/2 cleartext (prior knowledge, Upgrade: h2c, mid-connection) with HPACK, "
-            + "and gRPC: unary and streaming calls, messages decoded as raw protobuf",
+            + "gRPC: unary and streaming calls, messages decoded as raw protobuf; GraphQL",
         referenceURL: "https://datatracker.ietf.org/doc/html/rfc9113",
         layer4: .tcp,
         flags: [.acceptsGaps],
@@ -66,6 +67,12 @@ extension HTTP2Dissector {
                 name: "grpc", longName: "gRPC Remote Procedure Calls", abbreviation: "gRPC",
                 version: "1", macro: "grpc", backgroundColor: "#1f7a8c", foregroundColor: "#ffffff",
                 referenceURL: "https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md"),
+            // GraphQL carried by HTTP/2 (as the HTTP/1 plugin's index 2 for HTTP/1.x):
+            // matched by `gql` and, being HTTP/2 too, by `http2`.
+            ProtocolInfo(
+                name: "graphql", longName: "GraphQL over HTTP/2", abbreviation: "GQL",
+                version: "HTTP/2", macro: "gql", extraMacros: ["http2"], backgroundColor: "#e10098",
+                foregroundColor: "#ffffff", referenceURL: "https://spec.graphql.org/October2021/"),
         ]
     )
 

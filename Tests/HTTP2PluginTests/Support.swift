@@ -163,14 +163,18 @@ enum Tools {
 
     /// The entries of a capture, dissected in-process with the HTTP/2 and HTTP/1 plugins.
     static func dissect(_ path: String) throws -> [JSON] {
-        let h2 = try makeHarness()
-        let h1 = try PluginHarness(pluginNamed: "http")
+        try dissectRaw(path).entries.map(parseJSON)
+    }
+
+    /// The entries as JSON text (for KFL), and the plugins that made them.
+    static func dissectRaw(_ path: String) throws -> (entries: [String], plugins: [LoadedPlugin]) {
+        let plugins = [try makeHarness().plugin, try PluginHarness(pluginNamed: "http").plugin]
         let sink = Collect()
-        let session = DissectionSession(plugins: [h2.plugin, h1.plugin], sink: sink)
+        let session = DissectionSession(plugins: plugins, sink: sink)
         let backend = try LibpcapBackend(file: path)
         #expect(CaptureRunner.drain(backend, into: session) == nil)
         session.finish()
-        return sink.entries.map(parseJSON)
+        return (sink.entries, plugins)
     }
 
     /// The decode-as rule of a corpus file from SOURCES.md (`-d tcp.port==N,http2`), if any.

@@ -27,26 +27,8 @@ for tool in tcpdump curl; do
 done
 "$PY" -c 'import graphene' 2>/dev/null || { echo "record-graphql: $PY lacks graphene (python3-graphene)" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/kstest-graphql.XXXXXX)
-SERVER_PID=
-TCPDUMP_PID=
-cleanup() {
-  local rc=$?
-  set +e
-  [[ -n $TCPDUMP_PID ]] && kill -KILL "$TCPDUMP_PID" 2>/dev/null
-  [[ -n $SERVER_PID ]] && kill -KILL "$SERVER_PID" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$WORK"
-  [[ $rc -ne 0 ]] && echo "record-graphql: FAILED (exit $rc)" >&2
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_for() { # wait_for FILE TEXT
-  for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "record-graphql: timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
+NAME=record-graphql
+source "$HERE/record-common.sh"
 
 "$PY" "$HERE/graphql_server.py" 0 >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
@@ -70,15 +52,7 @@ post_json /api/items '{"name":"widget","tags":["a","b"],"price":12.5}'
 post_json /graphql '{"query":"query Parts { ...P me: user(id: \"2\") { name } }\nfragment P on Query { hello boom }","operationName":"Parts"}'
 post_json /graphql '{"operationName":"Feed","variables":{},"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}}'
 
-sleep 0.5
-# SIGINT lets tcpdump finish the file; under a test runner that blocks SIGINT
-# (Swift Testing does, and children inherit it) fall back to SIGKILL: with -U
-# every packet is already written.
-kill -INT "$TCPDUMP_PID"
-for _ in $(seq 20); do kill -0 "$TCPDUMP_PID" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$TCPDUMP_PID" 2>/dev/null || true
-wait "$TCPDUMP_PID" 2>/dev/null || true
-TCPDUMP_PID=
+stop_tcpdump "$WORK/graphql.pcap"
 mkdir -p "$OUT_DIR"
 mv "$WORK/graphql.pcap" "$OUT_DIR/graphql.pcap"
 echo "$PORT" >"$OUT_DIR/port"
