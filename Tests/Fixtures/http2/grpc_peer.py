@@ -4,6 +4,8 @@ messages encoded by hand in protobuf wire format), for record.sh and the live te
 
   grpc_peer.py server PORT          serve until killed
   grpc_peer.py client PORT [gzip]   run every call kind once, then exit
+  grpc_peer.py load PORT SECONDS PID   load for Benchmarks/grpc.sh: concurrent unary
+                                    calls and streams until PID (tcpdump) exits
 """
 import sys
 import grpc
@@ -81,8 +83,37 @@ def client(port, gzip):
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.NOT_FOUND
 
+def load(port, seconds, pid):
+    import os, time
+    def alive():
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+    deadline = time.time() + seconds
+    p = "/demo.v1.Greeter/"
+    channels = [grpc.insecure_channel("127.0.0.1:%d" % port, compression=(grpc.Compression.Gzip if i % 4 == 3 else None))
+                for i in range(4)]
+    calls = [(ch.unary_unary(p + "Unary", ident, ident), ch.unary_stream(p + "ServerStream", ident, ident),
+              ch.stream_stream(p + "Bidi", ident, ident)) for ch in channels]
+    n = 0
+    while alive() and time.time() < deadline:
+        futures = []
+        for unary, server_stream, bidi in calls:
+            futures += [unary.future(hello("load", n + i), timeout=10) for i in range(16)]
+            list(server_stream(hello("stream", n), timeout=10))
+            list(bidi(iter([hello("bidi", i) for i in range(8)]), timeout=10))
+        for f in futures:
+            f.result()
+        n += 1
+    for ch in channels:
+        ch.close()
+
 if __name__ == "__main__":
     if sys.argv[1] == "server":
         serve(int(sys.argv[2]))
+    elif sys.argv[1] == "load":
+        load(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
     else:
         client(int(sys.argv[2]), len(sys.argv) > 3 and sys.argv[3] == "gzip")
