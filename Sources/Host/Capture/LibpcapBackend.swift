@@ -35,7 +35,8 @@ public final class LibpcapBackend: CaptureBackend {
         /// loss at high rates. Off by default, as in tcpdump; blocks are handed over
         /// within `timeoutMs` and the last one is waited for at stop.
         public var immediate = false
-        public var bufferSizeBytes: Int32 = 8 << 20
+        /// 32 MiB, the memory of the AF_PACKET ring.
+        public var bufferSizeBytes: Int32 = 32 << 20
         public var timeoutMs: Int32 = 100
         public var filter: String?
         public init() {}

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,7 +20,8 @@ import Glibc
 /// program and the XSK sockets sit on the peer, where every packet is a copy.
 ///
 /// Everything created is listed, before it is created, in a state file under
-/// `/run/kubeshark`, and removed by `teardown()` (normal exit, SIGINT, SIGTERM);
+/// `/run/kubeshark`, and removed by `teardown()` (normal exit, SIGINT, SIGTERM;
+/// an `atexit` hook also covers a process that exits without closing);
 /// after a crash the next capture's `sweepLeftovers()` replays the file of any
 /// process that is gone, and also deletes `ksx*` interfaces whose owner is gone.
 /// Deleting the veth pair also removes the XDP program on it.
@@ -163,6 +166,8 @@ final class XDPMirror {
     func teardown() {
         guard !tornDown else { return }
         tornDown = true
+        let path = statePath
+        _ = Self.alive.withLock { $0.removeValue(forKey: path) }
         Self.undo(created)
         unlink(statePath)
     }
@@ -174,7 +179,30 @@ final class XDPMirror {
         try saveState()
     }
 
+    /// Undo lists of the mirrors alive in this process, by state file, for `exit()`:
+    /// a program that ends without closing its backend (a library user, a test)
+    /// still leaves nothing behind.
+    private static let alive = Mutex<[String: [[String]]]>([:])
+    private static let exitHook: Bool = {
+        atexit {
+            let all = XDPMirror.alive.withLock { registry in
+                let copy = registry
+                registry.removeAll()
+                return copy
+            }
+            for (path, steps) in all {
+                XDPMirror.undo(steps)
+                unlink(path)
+            }
+        }
+        return true
+    }()
+
     private func saveState() throws(CaptureError) {
+        _ = Self.exitHook
+        let steps = created
+        let path = statePath
+        Self.alive.withLock { $0[path] = steps }
         var text = "pid\t\(getpid())\n"
         for step in created { text += step.joined(separator: "\t") + "\n" }
         let tmp = statePath + ".tmp"
