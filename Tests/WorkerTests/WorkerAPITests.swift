@@ -27,13 +27,13 @@ struct WorkerAPITests {
         /// Starts `kubeshark COMMAND` (worker by default) on a free port and waits for its
         /// ready line (which names the URL).
         init(_ arguments: [String], command: String = "worker", portArguments: [String] = ["--port", "0"],
-             ready: String = "listening on") throws {
-            dataDirectory = NSTemporaryDirectory() + "ks-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+             ready: String = "listening on", dataDirectory given: String? = nil, usesDataDirectory: Bool = true) throws {
+            dataDirectory = given ?? NSTemporaryDirectory() + "ks-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             stderrPath = dataDirectory + ".log"
             FileManager.default.createFile(atPath: stderrPath, contents: nil)
             process = Process()
             process.executableURL = URL(fileURLWithPath: TestProcess.kubeshark)
-            process.arguments = [command] + portArguments + ["--data-dir", dataDirectory] + arguments
+            process.arguments = [command] + portArguments + (usesDataDirectory ? ["--data-dir", dataDirectory] : []) + arguments
             process.standardError = FileHandle(forWritingAtPath: stderrPath)
             process.standardOutput = FileHandle.nullDevice
             try process.run()

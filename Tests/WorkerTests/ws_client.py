@@ -29,6 +29,7 @@ async def main():
     ap.add_argument("--fetch-first", action="store_true")
     ap.add_argument("--run")
     ap.add_argument("--flush-then-pcap")
+    ap.add_argument("--pcap-first", help="download the first entry's stream as a pcap, session still open")
     ap.add_argument("--no-read", type=float, default=0.0, help="sleep this long before reading anything")
     args = ap.parse_args()
 
@@ -60,6 +61,11 @@ async def main():
                         await ws.send(json.dumps({"type": "fetch", "id": msg["entry"]["id"]}))
             if args.want and len(entries) >= args.want and (got_full or not args.fetch_first):
                 break
+        if args.pcap_first and entries:
+            first = entries[0]
+            path = "/api/sessions/%s/entries/%s/pcap" % (first["session"], urllib.parse.quote(first["entry"]["id"]))
+            with urllib.request.urlopen(args.base + path) as r, open(args.pcap_first, "wb") as out:
+                out.write(r.read())
         if args.flush_then_pcap and entries:
             first = entries[0]
             req = urllib.request.Request(args.base + "/api/ring/flush-oldest", method="POST")

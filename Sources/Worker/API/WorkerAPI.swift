@@ -89,7 +89,7 @@ public enum WorkerAPI {
             logger: service.logger)
     }
 
-    private static func json(_ value: JSONValue) -> Response {
+    static func json(_ value: JSONValue) -> Response {
         Response(status: .ok, headers: [.contentType: "application/json"],
                  body: .init(byteBuffer: ByteBuffer(bytes: value.jsonBytes)))
     }

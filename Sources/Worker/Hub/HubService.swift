@@ -1,0 +1,170 @@
+import Foundation
+import Host
+import Logging
+import Synchronization
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A worker the hub talks to.
+public struct HubWorker: Sendable, Equatable {
+    /// Short name shown in entries (`worker`) and statistics.
+    public var name: String
+    /// Base URL of its API, `http://host:port`.
+    public var url: String
+    /// Its access token, when it requires one.
+    public var token: String?
+
+    public init(name: String, url: String, token: String? = nil) {
+        self.name = name
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.token = token
+    }
+
+    /// Parses `URL` or `NAME=URL` (the `--worker` flag); names default to `w1`, `w2`...
+    public static func parse(_ text: String, index: Int) -> HubWorker? {
+        var name = "w\(index + 1)"
+        var url = text
+        if let eq = text.firstIndex(of: "="), !text[..<eq].contains(":") {
+            name = String(text[..<eq])
+            url = String(text[text.index(after: eq)...])
+        }
+        guard url.hasPrefix("http://"), !name.isEmpty, !name.contains("~") else { return nil }
+        return HubWorker(name: name, url: url)
+    }
+}
+
+/// The hub: knows the workers, fans each dashboard query out to all of them,
+/// merges their entry streams in timestamp order, and routes requests for one
+/// entry (in full, or its pcap) to the worker that holds it. A worker that goes
+/// away is shown as down; its stream resumes where it stopped when it returns.
+public final class HubService: Sendable {
+    public let workers: [HubWorker]
+    let logger: Logger
+    /// The hub's own access token (dashboard side), when it requires one.
+    public let accessToken: String?
+    private let states: Mutex<[String: WorkerLinkState]>
+    private let sessions = Mutex<[String: HubSession]>([:])
+    private let nextSession = Atomic<Int>(1)
+
+    /// What the hub knows of one worker's health.
+    struct WorkerLinkState: Sendable {
+        var up = false
+        var lastError: String?
+        var lastStats: JSONValue?
+    }
+
+    public init(workers: [HubWorker], accessToken: String? = nil, logger: Logger = Logger(label: "hub")) {
+        self.workers = workers
+        self.accessToken = accessToken
+        self.logger = logger
+        states = Mutex(Dictionary(uniqueKeysWithValues: workers.map { ($0.name, WorkerLinkState()) }))
+    }
+
+    // MARK: Sessions
+
+    func openSession(query: String, fromNs: Int64?) -> HubSession {
+        let id = "h\(nextSession.wrappingAdd(1, ordering: .relaxed).oldValue)"
+        let session = HubSession(id: id, query: query, fromNs: fromNs, hub: self)
+        sessions.withLock { $0[id] = session }
+        session.start()
+        return session
+    }
+
+    func closeSession(_ id: String) {
+        guard let session = sessions.withLock({ $0.removeValue(forKey: id) }) else { return }
+        session.stop()
+    }
+
+    func session(_ id: String) -> HubSession? { sessions.withLock { $0[id] } }
+
+    func worker(named name: String) -> HubWorker? { workers.first { $0.name == name } }
+
+    func markWorker(_ name: String, up: Bool, error: String? = nil) {
+        let changed = states.withLock { s -> Bool in
+            let was = s[name]?.up ?? false
+            s[name, default: WorkerLinkState()].up = up
+            if let error { s[name]?.lastError = error }
+            return was != up
+        }
+        if changed { logger.info("worker \(name) is \(up ? "up" : "down")\(error.map { ": \($0)" } ?? "")") }
+    }
+
+    // MARK: REST towards workers
+
+    /// GETs `path` from `worker`; the status and body (status 0 when unreachable).
+    func get(_ worker: HubWorker, _ path: String, timeout: TimeInterval = 5) async -> (Int, Data) {
+        guard let url = URL(string: worker.url + path) else { return (0, Data()) }
+        var request = URLRequest(url: url, timeoutInterval: timeout)
+        if let token = worker.token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        return await withCheckedContinuation { continuation in
+            URLSession.shared.dataTask(with: request) { data, response, _ in
+                continuation.resume(returning: ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()))
+            }.resume()
+        }
+    }
+
+    /// Every worker's `/api/stats`, and their sums in the worker's own shape
+    /// (so the dashboard shows a hub like a worker), plus a `workers` list.
+    func stats() async -> JSONValue {
+        var perWorker: [(HubWorker, JSONValue?)] = []
+        for worker in workers {
+            let (status, body) = await get(worker, "/api/stats", timeout: 2)
+            let value = status == 200 ? try? JSONValue.parse(Array(body)) : nil
+            states.withLock { $0[worker.name]?.lastStats = value }
+            markWorker(worker.name, up: value != nil, error: value == nil ? "no answer from \(worker.url)/api/stats" : nil)
+            perWorker.append((worker, value))
+        }
+        func sum(_ section: String, _ key: String) -> JSONValue {
+            .number(perWorker.reduce(0.0) { total, w in
+                if case .number(let n)? = w.1?[section]?[key] { return total + n }
+                return total
+            })
+        }
+        let up = states.withLock { $0 }
+        let captureKeys = ["received", "droppedByKernel", "droppedByUs", "filtered", "bytes"]
+        let ringKeys = ["limitBytes", "usageBytes", "segments", "packetsWritten", "bytesWritten", "droppedQueueFull",
+                        "droppedDiskError", "segmentsFlushed", "segmentsLost"]
+        let running = perWorker.contains { w in
+            if case .bool(true)? = w.1?["capture"]?["running"] { return true }
+            return false
+        }
+        return .object([
+            JSONMember(key: "worker", value: .string("hub")),
+            JSONMember(key: "capture", value: .object(
+                [JSONMember(key: "backend", value: .string("\(perWorker.filter { $0.1 != nil }.count) of \(workers.count) workers")),
+                 JSONMember(key: "running", value: .bool(running))]
+                    + captureKeys.map { JSONMember(key: $0, value: sum("capture", $0)) })),
+            JSONMember(key: "ring", value: .object(ringKeys.map { JSONMember(key: $0, value: sum("ring", $0)) })),
+            JSONMember(key: "sessions", value: .array(sessions.withLock { Array($0.keys) }.sorted().map { .string($0) })),
+            JSONMember(key: "workers", value: .array(workers.map { w in
+                var members = [
+                    JSONMember(key: "name", value: .string(w.name)),
+                    JSONMember(key: "url", value: .string(w.url)),
+                    JSONMember(key: "up", value: .bool(up[w.name]?.up ?? false)),
+                ]
+                if let e = up[w.name]?.lastError { members.append(JSONMember(key: "lastError", value: .string(e))) }
+                if let s = perWorker.first(where: { $0.0 == w })?.1 { members.append(JSONMember(key: "stats", value: s)) }
+                return .object(members)
+            })),
+        ])
+    }
+
+    /// Every worker's targeted pods, each marked with its worker.
+    func pods() async -> JSONValue {
+        var all: [JSONValue] = []
+        for worker in workers {
+            let (status, body) = await get(worker, "/api/pods", timeout: 2)
+            guard status == 200, case .array(let pods)? = try? JSONValue.parse(Array(body)) else { continue }
+            for case .object(var members) in pods {
+                members.append(JSONMember(key: "worker", value: .string(worker.name)))
+                all.append(.object(members))
+            }
+        }
+        return .array(all)
+    }
+
+    /// Whether at least one worker answers.
+    var anyWorkerUp: Bool { states.withLock { $0.values.contains { $0.up } } }
+}

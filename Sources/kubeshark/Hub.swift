@@ -1,0 +1,68 @@
+import ArgumentParser
+import Host
+import Logging
+import Worker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct HubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hub",
+        abstract: "Serve the dashboard over several workers: queries fan out, entry streams merge by time.",
+        discussion: """
+            Each --worker is a worker's API (kubeshark worker, or a tap): http://HOST:PORT, optionally \
+            named NAME=http://HOST:PORT (names appear in entries' `worker` field). A worker that goes away is \
+            shown as down; its stream resumes where it stopped when it returns. See docs/api.md.
+            """)
+
+    @Option(name: .customLong("worker"), help: "A worker's API URL, [NAME=]http://HOST:PORT (repeatable).")
+    var workers: [String] = []
+
+    @Option(name: .customLong("worker-token"), help: "Access token the workers require, if any.")
+    var workerToken: String?
+
+    @Option(name: .customLong("host"), help: "Address the hub listens on.")
+    var host = "127.0.0.1"
+
+    @Option(name: .customLong("port"), help: "Port of the hub (0: any free port).")
+    var port = 8898
+
+    @Option(name: .customLong("token"), help: "Access token for the hub; generated and printed when --host is not loopback.")
+    var token: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, warning, error.")
+    var logLevel = "warning"
+
+    func validate() throws {
+        if workers.isEmpty { throw ValidationError("give at least one --worker http://HOST:PORT") }
+        for (i, w) in workers.enumerated() where HubWorker.parse(w, index: i) == nil {
+            throw ValidationError("--worker '\(w)' is not [NAME=]http://HOST:PORT")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "hub")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        let links = workers.enumerated().map { i, w in
+            var worker = HubWorker.parse(w, index: i)!
+            worker.token = workerToken
+            return worker
+        }
+        let accessToken = WorkerAPI.accessToken(given: token, host: host)
+        let hub = HubService(workers: links, accessToken: accessToken, logger: logger)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        let listen = host
+        let tokenQuery = accessToken.map { "/?token=\($0)" } ?? ""
+        let names = links.map { "\($0.name)=\($0.url)" }.joined(separator: " ")
+        let app = HubAPI.makeApplication(hub: hub, host: host, port: port) { port in
+            warn("hub listening on http://\(listen):\(port)\(tokenQuery) (workers: \(names))")
+        }
+        do { try await app.runService() } catch { throw fail("hub: \(error)") }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import TestKit
+import Testing
+
+/// `kubeshark hub` over two real worker processes: one merged stream in
+/// timestamp order, entries and pcaps routed to the worker that holds them, and
+/// a worker that dies and comes back shown down, then up, its stream resumed.
+@Suite("Hub over two workers", .serialized)
+struct HubTests {
+    static func hub(_ workers: [WorkerAPITests.RunningWorker]) throws -> WorkerAPITests.RunningWorker {
+        let args = zip(["a", "b"], workers).flatMap { ["--worker", "\($0)=\($1.base)"] }
+        return try WorkerAPITests.RunningWorker(args, command: "hub", ready: "hub listening on", usesDataDirectory: false)
+    }
+
+    @Test("one stream merged by time from both workers; a full entry and a pcap come from the right worker")
+    func mergedStream() throws {
+        let fileA = WorkerAPITests.fixture("http1-pipelined.pcap")
+        let fileB = WorkerAPITests.fixture("http1-get-query.pcap")
+        let a = try WorkerAPITests.RunningWorker(["-r", fileA])
+        defer { _ = a.stop() }
+        let b = try WorkerAPITests.RunningWorker(["-r", fileB])
+        defer { _ = b.stop() }
+        let hub = try Self.hub([a, b])
+        defer { _ = hub.stop() }
+        let expectedA = try WorkerAPITests.offline(fileA, filter: "http").count
+        let expectedB = try WorkerAPITests.offline(fileB, filter: "http").count
+        let pcap = hub.dataDirectory + "-first.pcap"
+        defer { try? FileManager.default.removeItem(atPath: pcap) }
+        let messages = try hub.ws(["--query", "http", "--want", "\(expectedA + expectedB)", "--idle", "5",
+                                   "--fetch-first", "--pcap-first", pcap])
+        let entries = WorkerAPITests.entries(messages)
+        #expect(entries.count == expectedA + expectedB)
+        let workers = entries.compactMap { $0["worker"] as? String }
+        #expect(workers.filter { $0 == "a" }.count == expectedA && workers.filter { $0 == "b" }.count == expectedB)
+        #expect(entries.allSatisfy { ($0["id"] as? String)?.hasPrefix("\($0["worker"] ?? "")~") == true })
+        let times = entries.compactMap { $0["timestamp"] as? Int }
+        #expect(times == times.sorted(), "merged in timestamp order")
+        #expect(messages.filter { $0["type"] as? String == "worker" && $0["up"] as? Bool == true }.count == 2)
+        // The first entry in full, fetched through the hub from its worker.
+        let full = try #require(messages.first { $0["full"] as? Bool == true })
+        #expect((full["id"] as? String) == (entries.first?["id"] as? String))
+        #expect((full["entry"] as? [String: Any])?["request"] != nil)
+        // Its stream as a pcap, from the worker that holds it.
+        let first = try #require(entries.first)
+        let source = first["worker"] as? String == "a" ? fileA : fileB
+        #expect(try WorkerAPITests.tcpdumpCount(pcap) == (try WorkerAPITests.tcpdumpCount(source)),
+                "each fixture is one connection")
+        let stats = try hub.json("/api/stats")
+        let list = (stats["workers"] as? [[String: Any]]) ?? []
+        #expect(list.count == 2 && list.allSatisfy { $0["up"] as? Bool == true })
+        let received = (stats["capture"] as? [String: Any])?["received"] as? Int
+        #expect(received == (try WorkerAPITests.tcpdumpCount(fileA)) + (try WorkerAPITests.tcpdumpCount(fileB)))
+    }
+
+    @Test("a worker that dies is shown down; when it comes back its stream resumes, the other keeps flowing")
+    func workerRestart() throws {
+        let fileA = WorkerAPITests.fixture("http1-pipelined.pcap")
+        let fileB = WorkerAPITests.fixture("http1-post-json.pcap")
+        let a = try WorkerAPITests.RunningWorker(["-r", fileA])
+        defer { _ = a.stop() }
+        let port = 20000 + Int(getpid() % 20000)
+        let dirB = NSTemporaryDirectory() + "ks-hub-b-\(getpid())"
+        let b = try WorkerAPITests.RunningWorker(["-r", fileB], portArguments: ["--port", "\(port)"], dataDirectory: dirB)
+        let hub = try Self.hub([a, b])
+        defer { _ = hub.stop() }
+        let pidFile = dirB + ".pid"
+        defer {
+            if let pid = try? String(contentsOfFile: pidFile, encoding: .utf8), let n = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                kill(n, SIGKILL)
+            }
+            try? FileManager.default.removeItem(atPath: dirB)
+            try? FileManager.default.removeItem(atPath: pidFile)
+        }
+        // Once the session is open: kill b, wait, start it again on the same port and data.
+        let restart = "sleep 1; kill -9 \(b.process.processIdentifier); sleep 1.5; "
+            + "'\(TestProcess.kubeshark)' worker -r '\(fileB)' --port \(port) --data-dir '\(dirB)' >/dev/null 2>&1 & echo $! > '\(pidFile)'"
+        let messages = try hub.ws(["--query", "http", "--idle", "6", "--run", restart])
+        let bEvents = messages.filter { $0["type"] as? String == "worker" && $0["worker"] as? String == "b" }
+            .compactMap { $0["up"] as? Bool }
+        #expect(bEvents.starts(with: [true, false, true]), "b: up, down, up again: \(bEvents)")
+        let entries = WorkerAPITests.entries(messages)
+        let fromA = entries.filter { $0["worker"] as? String == "a" }.count
+        #expect(fromA == (try WorkerAPITests.offline(fileA, filter: "http").count), "a's stream is whole")
+        #expect(entries.contains { $0["worker"] as? String == "b" })
+    }
+}
