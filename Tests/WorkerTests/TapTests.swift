@@ -61,4 +61,37 @@ struct TapTests {
         let pods = entries.compactMap { ($0["dst"] as? [String: Any]).map { "\($0["namespace"] ?? "")/\($0["name"] ?? "")" } }
         #expect(pods.sorted() == ["\(Self.shopNamespace)/api-0", "\(Self.shopNamespace)/web-1"], "\(entries)")
     }
+
+    @Test("in the browser: pod names in the list, the body in the detail, a captured <script> shown as text, the pcap",
+          .enabled(if: TestProcess.which("chromium") != nil, "needs Chromium (Debian package chromium)"))
+    func dashboardOnLivePods() throws {
+        let web = try TestPod(tag: "tbw", subnet: 55, netns: "\(Self.shopNamespace).web-1")
+        defer { web.remove() }
+        let tap = try WorkerAPITests.RunningWorker(
+            ["-n", Self.shopNamespace], command: "tap", portArguments: ["--proxy-front-port", "0"], ready: "tap: dashboard at ")
+        defer { _ = tap.stop() }
+        Thread.sleep(forTimeInterval: 0.5)
+        // A hostile header first (the entry the driver opens), then a plain request.
+        let evil = try TestProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-H", "X-Evil: <script>window.pwned=1</script><img src=x>",
+                                                         "http://\(web.podAddress):\(web.port)/hello.txt"])
+        #expect(evil.status == 0)
+        Thread.sleep(forTimeInterval: 0.3)
+        _ = try web.fetch("/hello.txt")
+        let pcap = tap.dataDirectory + "-browser.pcap"
+        defer { try? FileManager.default.removeItem(atPath: pcap) }
+        let steps = try DashboardBrowserTests.drive(tap, ["--expect-count", "2", "--pcap-out", pcap])
+        let rows = (steps["load"]?["rows"] as? [[String]]) ?? []
+        #expect(rows.count == 2)
+        #expect(rows.allSatisfy { $0.contains { $0 == "\(Self.shopNamespace)/web-1" } }, "destination names the pod: \(rows)")
+        let detail = try #require(steps["detail"])
+        let headers = (detail["requestHeaders"] as? [[String]]) ?? []
+        #expect(headers.contains { $0.first?.lowercased() == "x-evil" && $0.last == "<script>window.pwned=1</script><img src=x>" },
+                "the header is shown as text: \(headers)")
+        #expect(detail["elements"] as? Int == 0, "no element was created from captured text")
+        #expect(((detail["body"] as? [String]) ?? []).contains { $0.contains("hello from the pod") })
+        #expect(try WorkerAPITests.tcpdumpCount(pcap) >= 6, "the stream's pcap opens with tcpdump")
+        let consoleErrors = (steps["errors"]?["errors"] as? [Any]) ?? ["no error report"]
+        #expect(consoleErrors.isEmpty, "no console errors")
+    }
 }
+
