@@ -24,8 +24,9 @@ public enum JSONValue: Sendable, Equatable {
     /// rest is validated and skipped) when the document is an object.
     public static func parse(_ bytes: UnsafeRawBufferPointer, keepingTopLevelKeys keys: Set<String>,
                              maxDepth: Int = 128) throws(JSONParseError) -> JSONValue {
-        var p = JSONParser(bytes: bytes, maxDepth: maxDepth)
-        return try p.document(keeping: keys)
+        var keep = JSONKeepTree()
+        for key in keys { keep.keep([key]) }
+        return try parse(bytes, keeping: keep, maxDepth: maxDepth)
     }
 
     /// Parses `bytes`, building only the parts `keep` names (the rest is
@@ -151,46 +152,16 @@ struct JSONParser {
         return v
     }
 
-    /// Like `document()`, but when the document is an object only the members named
-    /// in `keys` are built; the others are checked and skipped without allocating.
-    mutating func document(keeping keys: Set<String>) throws(JSONParseError) -> JSONValue {
-        skipSpace()
-        guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { return try document() }
-        i += 1
-        var members: [JSONMember] = []
-        skipSpace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
-            i += 1
-        } else {
-            while true {
-                skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-                let key = try string()
-                skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                i += 1
-                skipSpace()
-                if keys.contains(key) {
-                    members.append(JSONMember(key: key, value: try value()))
-                } else {
-                    try skipValue()
-                }
-                skipSpace()
-                guard i < bytes.count else { throw fail("unexpected end of input in object") }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == UInt8(ascii: "}") { i += 1; break }
-                throw fail("expected ',' or '}'")
-            }
-        }
-        skipSpace()
-        guard i == bytes.count else { throw fail("unexpected data after the document") }
-        return .object(members)
-    }
-
     /// Like `value()`, building only what `keep` names: object members it has no
     /// child for are skipped; arrays and values it keeps whole are built entirely.
     mutating func value(keeping keep: JSONKeepTree) throws(JSONParseError) -> JSONValue {
         guard !keep.whole, i < bytes.count, bytes[i] == UInt8(ascii: "{") else { return try value() }
+        return try object(keeping: keep)
+    }
+
+    /// The object at `i`: every member when `keep` is nil, else only the members
+    /// `keep` has a child for (the others are checked and skipped).
+    mutating func object(keeping keep: JSONKeepTree?) throws(JSONParseError) -> JSONValue {
         depth += 1
         guard depth <= maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
         defer { depth -= 1 }
@@ -209,10 +180,14 @@ struct JSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
             skipSpace()
-            if let child = keep.children[key] {
-                members.append(JSONMember(key: key, value: try value(keeping: child)))
+            if let keep {
+                if let child = keep.children[key] {
+                    members.append(JSONMember(key: key, value: try value(keeping: child)))
+                } else {
+                    try skipValue()
+                }
             } else {
-                try skipValue()
+                members.append(JSONMember(key: key, value: try value()))
             }
             skipSpace()
             guard i < bytes.count else { throw fail("unexpected end of input in object") }
@@ -336,31 +311,7 @@ struct JSONParser {
                 throw fail("expected ',' or ']'")
             }
         case UInt8(ascii: "{"):
-            depth += 1
-            guard depth <= maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
-            defer { depth -= 1 }
-            i += 1
-            var members: [JSONMember] = []
-            skipSpace()
-            if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
-                i += 1
-                return .object(members)
-            }
-            while true {
-                skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-                let key = try string()
-                skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                i += 1
-                skipSpace()
-                members.append(JSONMember(key: key, value: try value()))
-                skipSpace()
-                guard i < bytes.count else { throw fail("unexpected end of input in object") }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
-                throw fail("expected ',' or '}'")
-            }
+            return try object(keeping: nil)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
         default: throw fail("unexpected character")
         }
