@@ -190,13 +190,8 @@ func handshake() -> [Segment] {
 // MARK: Tools
 
 enum Tools {
-    static let repoRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static let corpus: URL? = {
-        let url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/amqp")
-        return FileManager.default.fileExists(atPath: url.path) ? url : nil
-    }()
+    static let repoRoot = TestProcess.repoRoot
+    static let corpus = TestProcess.corpus("amqp")
 
     static func which(_ tool: String) -> String? { TestProcess.which(tool) }
 

@@ -168,19 +168,10 @@ final class UDPDriver {
 // MARK: Processes and files
 
 enum Tools {
-    static let repoRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static var buildDirectory: URL { TestProcess.buildDirectory }
-
-    static var kubeshark: String { buildDirectory.appendingPathComponent("kubeshark").path }
-
-    static let fixtures = repoRoot.appendingPathComponent("Tests/Fixtures/dns")
-
-    static let corpus: URL? = {
-        let url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/dns")
-        return FileManager.default.fileExists(atPath: url.path) ? url : nil
-    }()
+    static let repoRoot = TestProcess.repoRoot
+    static var kubeshark: String { TestProcess.kubeshark }
+    static let fixtures = TestProcess.fixtures("dns")
+    static let corpus = TestProcess.corpus("dns")
 
     static func which(_ tool: String) -> String? { TestProcess.which(tool) }
 
@@ -192,11 +183,9 @@ enum Tools {
 
     /// `kubeshark dissect FILE --plugins dns --output json`, one JSON object per line.
     static func dissect(_ file: String) throws -> [JSON] {
-        let r = try run(kubeshark, ["dissect", file, "--plugins", "dns", "--output", "json"])
+        let (entries, r) = try TestProcess.kubesharkJSONLines(["dissect", file, "--plugins", "dns", "--output", "json"])
         #expect(r.status == 0, "kubeshark dissect failed: \(r.stderr.prefix(500))")
-        return r.stdout.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? JSON
-        }
+        return entries
     }
 }
 

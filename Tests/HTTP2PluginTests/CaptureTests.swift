@@ -242,7 +242,7 @@ struct CorpusDetailTests {
 
 /// One KFL query over HTTP/1 and HTTP/2 entries: the field names are shared.
 @Suite struct KFLAcrossVersionsTests {
-    static var hasKubeshark: Bool { FileManager.default.isExecutableFile(atPath: TestProcess.kubeshark) }
+    static var hasKubeshark: Bool { TestProcess.hasKubeshark }
 
     private func count(_ file: String, _ query: String) throws -> Int {
         let r = try TestProcess.run(TestProcess.kubeshark, ["dissect", file, "--plugins", "http,http2", "--output", "json", "--filter", query])

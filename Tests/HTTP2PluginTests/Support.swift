@@ -144,7 +144,7 @@ func byteByByte(_ segments: [Segment]) -> [Segment] {
 
 enum Tools {
     static let repoRoot = TestProcess.repoRoot
-    static let fixtures = repoRoot.appendingPathComponent("Tests/Fixtures/http2")
+    static let fixtures = TestProcess.fixtures("http2")
     static let corpusRoot: URL? = {
         let url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus")
         return FileManager.default.fileExists(atPath: url.appendingPathComponent("http2").path) ? url : nil

@@ -166,20 +166,10 @@ func recordBatch(baseOffset: Int64 = 0, count: Int, payload: [UInt8], codec: Int
 // MARK: Tools (kubeshark binary, tshark, redis)
 
 enum Tools {
-    static let repoRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static var buildDirectory: URL { TestProcess.buildDirectory }
-
-    static var kubeshark: String { buildDirectory.appendingPathComponent("kubeshark").path }
-    static var hasKubeshark: Bool { FileManager.default.isExecutableFile(atPath: kubeshark) }
-
-    static let corpus: URL? = {
-        let url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/kafka")
-        return FileManager.default.fileExists(atPath: url.path) ? url : nil
-    }()
-
-    static let fixtures = repoRoot.appendingPathComponent("Tests/Fixtures/kafka")
+    static var kubeshark: String { TestProcess.kubeshark }
+    static var hasKubeshark: Bool { TestProcess.hasKubeshark }
+    static let corpus = TestProcess.corpus("kafka")
+    static let fixtures = TestProcess.fixtures("kafka")
 
     static func which(_ tool: String) -> String? { TestProcess.which(tool) }
 
@@ -192,12 +182,7 @@ enum Tools {
 
     /// `kubeshark dissect FILE --plugins kafka --output json`, every line parsed.
     static func dissect(_ file: String) throws -> (entries: [JSON], result: Result) {
-        let r = try run(kubeshark, ["dissect", file, "--plugins", "kafka", "--output", "json"])
-        var entries: [JSON] = []
-        for line in r.stdout.split(separator: "\n") where !line.isEmpty {
-            if let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? JSON { entries.append(o) }
-        }
-        return (entries, r)
+        try TestProcess.kubesharkJSONLines(["dissect", file, "--plugins", "kafka", "--output", "json"])
     }
 
     /// tshark's Kafka PDUs, one per message: (correlation id, request key or nil,

@@ -82,20 +82,10 @@ func map(_ pairs: [([UInt8], [UInt8])], type: Character = "%") -> [UInt8] {
 // MARK: Tools (kubeshark binary, tshark, redis)
 
 enum Tools {
-    static let repoRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static var buildDirectory: URL { TestProcess.buildDirectory }
-
-    static var kubeshark: String { buildDirectory.appendingPathComponent("kubeshark").path }
-    static var hasKubeshark: Bool { FileManager.default.isExecutableFile(atPath: kubeshark) }
-
-    static let corpus: URL? = {
-        let url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/redis")
-        return FileManager.default.fileExists(atPath: url.path) ? url : nil
-    }()
-
-    static let fixtures = repoRoot.appendingPathComponent("Tests/Fixtures/redis")
+    static var kubeshark: String { TestProcess.kubeshark }
+    static var hasKubeshark: Bool { TestProcess.hasKubeshark }
+    static let corpus = TestProcess.corpus("redis")
+    static let fixtures = TestProcess.fixtures("redis")
 
     static func which(_ tool: String) -> String? { TestProcess.which(tool) }
 
@@ -108,12 +98,7 @@ enum Tools {
 
     /// `kubeshark dissect FILE --plugins redis --output json`, every line parsed.
     static func dissect(_ file: String) throws -> (entries: [JSON], result: Result) {
-        let r = try run(kubeshark, ["dissect", file, "--plugins", "redis", "--output", "json"])
-        var entries: [JSON] = []
-        for line in r.stdout.split(separator: "\n") where !line.isEmpty {
-            if let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? JSON { entries.append(o) }
-        }
-        return (entries, r)
+        try TestProcess.kubesharkJSONLines(["dissect", file, "--plugins", "redis", "--output", "json"])
     }
 
     /// Command names (uppercase) of the RESP arrays tshark decodes in frames sent

@@ -88,3 +88,35 @@ public enum TestProcess {
             stderr: String(decoding: errData, as: UTF8.self))
     }
 }
+
+// MARK: Shared by the plugin and CLI test targets
+
+extension TestProcess {
+    /// `../shared/corpus/NAME` beside the repository, when it exists.
+    public static func corpus(_ name: String) -> URL? {
+        let url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/\(name)")
+        return FileManager.default.fileExists(atPath: url.path) ? url : nil
+    }
+
+    /// `Tests/Fixtures/NAME` in the repository.
+    public static func fixtures(_ name: String) -> URL {
+        repoRoot.appendingPathComponent("Tests/Fixtures/\(name)")
+    }
+
+    /// Whether the `kubeshark` binary has been built.
+    public static var hasKubeshark: Bool { FileManager.default.isExecutableFile(atPath: kubeshark) }
+
+    /// `kubeshark ARGUMENTS`, its standard output read as JSON lines (lines that are
+    /// not JSON objects are left out).
+    public static func kubesharkJSONLines(_ arguments: [String]) throws -> (entries: [[String: Any]], result: ProcessResult) {
+        let r = try run(kubeshark, arguments)
+        return (jsonLines(r.stdout), r)
+    }
+
+    /// Each line of `text` that is a JSON object.
+    public static func jsonLines(_ text: String) -> [[String: Any]] {
+        text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+}
