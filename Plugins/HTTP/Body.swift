@@ -5,59 +5,7 @@
 
 import CZlib
 import PluginKit
-
-/// One zlib inflate stream, reused for every coded body of one direction.
-/// The z_stream lives at a fixed heap address (zlib keeps a pointer to it).
-final class Inflater {
-    let stream: UnsafeMutablePointer<z_stream>
-    let out: UnsafeMutablePointer<UInt8>
-    let outSize = 16 << 10
-    private var initialized = false
-
-    init() {
-        stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        out = UnsafeMutablePointer<UInt8>.allocate(capacity: outSize)
-    }
-
-    deinit {
-        if initialized { inflateEnd(stream) }
-        stream.deinitialize(count: 1)
-        stream.deallocate()
-        out.deallocate()
-    }
-
-    /// Prepares for a new body: `windowBits` 15+32 = gzip/zlib auto, -15 = raw deflate.
-    func start(windowBits: Int32) -> Bool {
-        if initialized {
-            return inflateReset2(stream, windowBits) == Z_OK
-        }
-        let r = inflateInit2_(stream, windowBits, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
-        initialized = r == Z_OK
-        return initialized
-    }
-
-    func resetKeepingWindowBits() -> Bool { inflateReset(stream) == Z_OK }
-}
-
-/// Whether two bytes are a zlib (RFC 1950) header.
-@inline(__always)
-func looksLikeZlibHeader(_ b0: UInt8, _ b1: UInt8) -> Bool {
-    b0 & 0x0F == 8 && b0 >> 4 <= 7 && (UInt16(b0) << 8 | UInt16(b1)) % 31 == 0
-}
-
-/// Appends `p` to `array` without growing it past `cap`; true when something was cut.
-@inline(__always)
-func appendCapped(_ array: inout [UInt8], _ p: UnsafeRawBufferPointer, cap: Int) -> Bool {
-    let room = cap - array.count
-    if room <= 0 { return !p.isEmpty }
-    if p.count > room {
-        array.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[0..<room]))
-        return true
-    }
-    array.append(contentsOf: p)
-    return false
-}
+import PluginZlib
 
 extension Message {
     /// Whether more payload bytes change anything shown (else they may be skipped unseen).

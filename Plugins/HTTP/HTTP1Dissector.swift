@@ -9,6 +9,7 @@
 // complete; what is left at close (or after the request timeout) is emitted
 // as unanswered.
 
+import PluginZlib
 import PluginKit
 
 /// How the body of the message being read is delimited.

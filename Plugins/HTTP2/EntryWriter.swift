@@ -10,6 +10,7 @@
 // (`query GetUser { user }`), with request.graphql and response.graphql
 // written by GraphQLEntries next to the HTTP/2 fields, as HTTP/1 does.
 
+import PluginZlib
 import GraphQLEntries
 import PluginKit
 

@@ -10,6 +10,7 @@
 // most one partial non-DATA frame (bounded by `maxFrameBytes`); larger ones
 // are skipped and noted.
 
+import PluginZlib
 import PluginKit
 
 /// What one direction is reading.

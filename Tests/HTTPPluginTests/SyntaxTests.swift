@@ -3,6 +3,7 @@
 import Testing
 
 @testable import HTTPPlugin
+import PluginZlib
 
 private func with<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
     Array(s.utf8).withUnsafeBytes(body)
