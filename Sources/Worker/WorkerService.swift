@@ -122,7 +122,7 @@ public final class WorkerService: Sendable {
             ringSession = try RingSession(
                 id: id, ring: ring, plugins: plugins, query: compiled, fromNs: fromNs,
                 storeDirectory: configuration.dataDirectory + "/sessions/" + id, sink: sink, names: endpointNames,
-                nowMs: wallClockMs)
+                nowMs: { wallClockNanoseconds() / 1_000_000 })
         } catch {
             throw .storage(error.description)
         }

@@ -132,11 +132,7 @@ extension Dissect {
     /// `sink` behind the KFL filter, when there is one.
     func filtered(_ sink: EntrySink, _ query: KFLQuery?, counter: MatchCounter?) -> EntrySink {
         guard let query else { return sink }
-        return KFLFilterSink(query: query, next: sink, sharedCounter: counter) {
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-        }
+        return KFLFilterSink(query: query, next: sink, sharedCounter: counter) { wallClockNanoseconds() / 1_000_000 }
     }
 
     /// Reads every capture file in order into `handler`; returns the first error,

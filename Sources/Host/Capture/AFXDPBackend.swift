@@ -273,9 +273,7 @@ public final class AFXDPBackend: CaptureBackend {
     /// Reads what the rings hold, socket after socket, up to `maxPackets`.
     private func readReady(maxPackets: Int, _ handler: (CapturedPacket) -> Void) -> Int {
         var n = 0
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let stamp = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        let stamp = wallClockNanoseconds()
         for _ in 0..<sockets.count where n < maxPackets {
             let xsk = sockets[next]
             next = (next + 1) % sockets.count

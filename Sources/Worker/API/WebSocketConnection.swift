@@ -10,15 +10,14 @@ struct WebSocketConnection {
     let outbound: WebSocketOutboundWriter
 
     func run(request: Request) async throws {
-        let params = request.uri.queryParameters
-        let query = params["q"].map(String.init) ?? ""
-        var fromNs: Int64?
-        if let from = params["from"] {
-            guard let t = TimeBound.parse(String(from)) else {
-                try await refuse(["error": .string("from: not a time (Unix seconds, RFC 3339, or -5m)")])
-                return
-            }
-            fromNs = t
+        let query: String
+        let fromNs: Int64?
+        switch SessionRequest.parse(request) {
+        case .success(let r):
+            (query, fromNs) = (r.query, r.fromNs)
+        case .failure(let e):
+            try await refuse(["error": .string(e.message)])
+            return
         }
         let session: ClientSession
         do {
@@ -58,19 +57,10 @@ struct WebSocketConnection {
                 return "client closed the connection"
             }
             group.addTask {
-                while true {
-                    switch await session.outbound.next() {
-                    case .messages(let batch):
-                        do {
-                            for message in batch { try await outbound.write(.text(String(decoding: message, as: UTF8.self))) }
-                        } catch {
-                            return "connection error: \(error)"
-                        }
-                    case .overflowed:
-                        return "client too slow: more than \(session.outbound.limitBytes) bytes of entries waited to be sent"
-                    case .finished:
-                        return "session finished"
-                    }
+                switch await session.outbound.drain(to: outbound) {
+                case .failed(let error): return "connection error: \(error)"
+                case .overflowed: return "client too slow: more than \(session.outbound.limitBytes) bytes of entries waited to be sent"
+                case .finished: return "session finished"
                 }
             }
             let first = await group.next() ?? "done"

@@ -71,12 +71,20 @@ struct HubConnection {
     let outbound: WebSocketOutboundWriter
 
     func run(request: Request) async throws {
-        let params = request.uri.queryParameters
-        let query = params["q"].map(String.init) ?? ""
-        let fromNs = params["from"].flatMap { TimeBound.parse(String($0)) }
-        // Validate here (with no plugin macros the workers know): the workers say
-        // so too, but one error is clearer than one per worker.
-        let session = hub.openSession(query: query, fromNs: fromNs)
+        let parsed: SessionRequest
+        switch SessionRequest.parse(request) {
+        case .success(let r):
+            parsed = r
+        case .failure(let e):
+            let refusal = JSONValue.object([JSONMember(key: "type", value: .string("error")),
+                                            JSONMember(key: "error", value: .string(e.message))])
+            try await outbound.write(.text(String(decoding: refusal.jsonBytes, as: UTF8.self)))
+            try await outbound.close(.unacceptableData, reason: "bad request")
+            return
+        }
+        let query = parsed.query
+        // A bad query is reported by every worker, each message naming its worker.
+        let session = hub.openSession(query: query, fromNs: parsed.fromNs)
         defer { hub.closeSession(session.id) }
         let hello = JSONValue.object([
             JSONMember(key: "type", value: .string("session")), JSONMember(key: "session", value: .string(session.id)),
@@ -101,19 +109,9 @@ struct HubConnection {
                 } catch {}
             }
             group.addTask {
-                loop: while true {
-                    switch await session.outbound.next() {
-                    case .messages(let batch):
-                        do {
-                            for m in batch { try await outbound.write(.text(String(decoding: m, as: UTF8.self))) }
-                        } catch { break loop }
-                    case .overflowed:
-                        try? await outbound.write(.text(#"{"type":"closing","reason":"client too slow"}"#))
-                        try? await outbound.close(.policyViolation, reason: "client too slow")
-                        break loop
-                    case .finished:
-                        break loop
-                    }
+                if await session.outbound.drain(to: outbound) == .overflowed {
+                    try? await outbound.write(.text(#"{"type":"closing","reason":"client too slow"}"#))
+                    try? await outbound.close(.policyViolation, reason: "client too slow")
                 }
             }
             await group.next()
