@@ -216,6 +216,30 @@ struct RingTests {
         #expect(try Self.tcpdumpCount(ring.path(ofSegment: live.index.sequence)) == 1)
     }
 
+    @Test("a closed segment deleted from under the ring is skipped by readers and counted, the rest still read")
+    func closedSegmentDeletedUnderneath() throws {
+        let dir = Self.temporaryDirectory("closed-deleted")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = RingConfiguration(directory: dir, linkType: Self.dltRaw, storageLimit: 4 << 20)
+        config.segmentBytes = 64 << 10
+        let ring = try PacketRing(configuration: config)
+        defer { ring.close() }
+        for i in 0..<600 { Self.append(ring, Self.udpPacket(port: 7000, size: 300), at: Self.t0 + Int64(i)) }
+        ring.sync()
+        let segments = ring.segments()
+        try #require(segments.count >= 3)
+        let victim = segments[0].index
+        try FileManager.default.removeItem(atPath: ring.path(ofSegment: victim.sequence))
+        let reader = RingReader(catalogue: ring)
+        var read = 0
+        while try reader.read(maxPackets: 100, { _ in read += 1 }) != .end {}
+        #expect(reader.segmentsMissed == 1)
+        #expect(read == 600 - Int(victim.packets))
+        // Flushing it later notices it was already gone.
+        #expect(ring.flushOldest() == victim.sequence)
+        #expect(ring.statistics.segmentsLost == 1)
+    }
+
     @Test("a full queue drops and counts: appended = written + dropped")
     func queueFull() throws {
         let dir = Self.temporaryDirectory("queue")

@@ -83,6 +83,7 @@ public final class PacketRing: @unchecked Sendable {
     private var stopping = false
     private var syncRequested = 0
     private var syncCompleted = 0
+    private var rotateRequested = false
     private var closed: [ClosedSegment] = []
     private var active: SegmentIndex?
     private var stats = RingStatistics()
@@ -248,8 +249,6 @@ public final class PacketRing: @unchecked Sendable {
             return victim.index.sequence
         }
     }
-    private var rotateRequested = false
-
     // MARK: Writer thread
 
     private func writerLoop() {

@@ -133,11 +133,8 @@ public final class RingReader: CaptureBackend {
             }
             switch reader.next(limit: limit) {
             case .packet(let packet):
-                if let toNs, packet.timestampNs > toNs, !segment.isLive {
-                    // Closed segments are in time order only roughly (several capture
-                    // threads); skip, do not stop.
-                    continue
-                }
+                // Segments are in time order only roughly (several capture threads):
+                // a packet out of range is skipped, it does not end the reading.
                 if let fromNs, packet.timestampNs < fromNs { continue }
                 if let toNs, packet.timestampNs > toNs { continue }
                 if let flow, classifier.flow(of: packet) != flow { continue }
