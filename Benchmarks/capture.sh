@@ -29,7 +29,8 @@
 #   RUNS=2           repetitions of the sequence
 #   SETTLE=1         seconds between the end of the replay and the stop
 #   KUBESHARK=.build/release/kubeshark
-#   BACKENDS="tcpdump libpcap af_packet af_xdp"
+#   BACKENDS="tcpdump libpcap af_packet af_xdp"   (ring-af_xdp, ring-af_packet: the worker
+#                    capturing into its master PCAP ring on disk, 4Gi limit)
 # Needs root, tcpreplay, tcpdump, iproute2, python3.
 set -euo pipefail
 
@@ -140,10 +141,14 @@ run_one() {
   : > "$err"
   case $backend in
     tcpdump) tcpdump -n -i "$RX" -B 32768 -w /dev/null 2>"$err" & ;;
+    # The worker: the backend feeding the master PCAP ring on disk.
+    ring-*) rm -rf "$OUT/ring-data"
+            "$KUBESHARK" worker -i "$RX" --capture "${backend#ring-}" --storage-limit 4Gi --port 0 \
+              --data-dir "$OUT/ring-data" 2>"$err" & ;;
     *) "$KUBESHARK" capture -i "$RX" --capture "$backend" -w /dev/null 2>"$err" & ;;
   esac
   RECEIVER_PID=$!
-  local marker="capturing on"; [[ $backend == tcpdump ]] && marker="listening on"
+  local marker="capturing on"; [[ $backend == tcpdump || $backend == ring-* ]] && marker="listening on"
   for _ in $(seq 100); do grep -q "$marker" "$err" && break; sleep 0.1; done
   sleep 0.5
   local rx0 c0 c1 rx1
@@ -155,11 +160,20 @@ run_one() {
   sleep "$SETTLE"
   c1=$(cpu_ticks "$RECEIVER_PID")
   rx1=$(cat /sys/class/net/$RX/statistics/rx_packets)
+  local ring_stats=
+  if [[ $backend == ring-* ]]; then
+    ring_stats=$(curl -s "$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$err" | head -1)/api/stats")
+  fi
   kill -INT "$RECEIVER_PID"
   wait "$RECEIVER_PID" || true
   RECEIVER_PID=
   local sent=$((rx1 - rx0)) received dropped
-  if [[ $backend == tcpdump ]]; then
+  if [[ $backend == ring-* ]]; then
+    # Received by the backend; dropped anywhere (kernel, backend, or the ring's
+    # queue and disk): what reached the ring is received - dropped by the ring.
+    read -r received dropped < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); c=d["capture"]; r=d["ring"]
+print(c["received"], c["droppedByKernel"] + c["droppedByUs"] + r["droppedQueueFull"] + r["droppedDiskError"])' "$ring_stats")
+  elif [[ $backend == tcpdump ]]; then
     received=$(awk '/packets captured/ {print $1}' "$err")
     dropped=$(awk '/dropped by kernel/ {print $1}' "$err")
   else
@@ -191,6 +205,10 @@ for backend in $BACKENDS; do
   IFS='|' read -r sent received dropped cpu per_m <<< "${BEST_LINE[$backend]}"
   ratio=-
   [[ -n $base ]] && ratio=$(awk -v a="$per_m" -v b="$base" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "-"}')
-  name=$backend; [[ $backend == tcpdump ]] && name="tcpdump -w /dev/null" || name="kubeshark capture --capture $backend"
+  case $backend in
+    tcpdump) name="tcpdump -w /dev/null" ;;
+    ring-*) name="kubeshark worker --capture ${backend#ring-} (into the ring)" ;;
+    *) name="kubeshark capture --capture $backend" ;;
+  esac
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$sent" "$received" "$dropped" "$cpu" "$per_m" "$ratio"
 done
