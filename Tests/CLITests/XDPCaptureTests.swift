@@ -98,8 +98,9 @@ private let xdpMissing: String? = {
 @Suite("AF_XDP capture", .serialized, .enabled(if: xdpMissing == nil, "\(xdpMissing ?? "")"))
 struct XDPCaptureTests {
     /// Starts `kubeshark capture ARGS` with SIGINT/SIGTERM deliverable and waits until it captures.
-    static func startCapture(_ arguments: [String]) throws -> (Process, Pipe, String) {
+    static func startCapture(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, String) {
         let p = TestSupport.unblockedProcess(TestSupport.kubeshark, ["capture"] + arguments)
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let err = Pipe()
         p.standardOutput = FileHandle.nullDevice
         p.standardError = err
@@ -118,7 +119,7 @@ struct XDPCaptureTests {
     }
 
     /// Everything a capture with this pid may have left: mirror links, tc filters, state files.
-    static func leftovers(pid: Int32, targets: [String]) throws -> [String] {
+    static func leftovers(pid: Int32, targets: [String], stateDirectory: String = "/run/kubeshark") throws -> [String] {
         var found: [String] = []
         let links = try TestSupport.run("/usr/sbin/ip", ["-o", "link", "show"]).stdout
         for line in links.split(separator: "\n") where line.contains("ksx\(pid)") { found.append(String(line)) }
@@ -130,7 +131,7 @@ struct XDPCaptureTests {
             let q = try TestSupport.run("/usr/sbin/tc", ["qdisc", "show", "dev", target]).stdout
             if q.contains("clsact") { found.append("\(target): \(q)") }
         }
-        let state = (try? FileManager.default.contentsOfDirectory(atPath: "/run/kubeshark")) ?? []
+        let state = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
         found += state.filter { $0.hasPrefix("xdp-\(pid)-") }
         return found
     }
@@ -199,22 +200,30 @@ struct XDPCaptureTests {
     func cleanupAfterCrash() throws {
         let pod = try PodNetwork(tag: "xk", index: 4)
         defer { try? pod.remove() }
-        let (capture, err, said) = try Self.startCapture(["-i", pod.hostSide, "--capture", "af_xdp", "-w", "/dev/null"])
+        // Captures started by other tests sweep what dead captures left, and would race
+        // this test for it: this one keeps its state in a directory of its own, and is
+        // stopped (still alive, so nobody sweeps it) while the leftovers are counted.
+        let stateDirectory = pod.root.appendingPathComponent("state").path
+        let environment = ["KUBESHARK_STATE_DIR": stateDirectory]
+        let (capture, err, said) = try Self.startCapture(["-i", pod.hostSide, "--capture", "af_xdp", "-w", "/dev/null"],
+                                                         environment: environment)
         #expect(said.contains("with af_xdp"), "\(said)")
-        kill(capture.processIdentifier, SIGKILL)
+        let dead = capture.processIdentifier
+        kill(dead, SIGSTOP)
+        let stale = try Self.leftovers(pid: dead, targets: [pod.hostSide], stateDirectory: stateDirectory)
+        #expect(stale.count >= 5, "the mirror, filters, qdisc and state file should all be in place: \(stale)")
+        kill(dead, SIGKILL)
         capture.waitUntilExit()
         _ = err.fileHandleForReading.readDataToEndOfFile()
-        let dead = capture.processIdentifier
-        let stale = try Self.leftovers(pid: dead, targets: [pod.hostSide])
-        #expect(stale.count >= 5, "kill -9 should leave the mirror behind: \(stale)")
         // The pod still works with the stale mirror (it only ever copied packets).
         #expect(pod.waitUntilServing())
         // Any live capture starts by sweeping.
         let next = try TestSupport.run(TestSupport.kubeshark, ["capture", "-i", pod.hostSide, "--capture", "af_packet",
-                                                               "--duration", "0.2", "-w", "/dev/null"])
+                                                               "--duration", "0.2", "-w", "/dev/null"],
+                                       environment: environment)
         #expect(next.status == 0, "\(next.stderr)")
         #expect(next.stderr.contains("removed what capture \(dead) left"), "\(next.stderr)")
-        let left = try Self.leftovers(pid: dead, targets: [pod.hostSide])
+        let left = try Self.leftovers(pid: dead, targets: [pod.hostSide], stateDirectory: stateDirectory)
         #expect(left.isEmpty, "still there after the next start: \(left)")
     }
 

@@ -26,7 +26,13 @@ import Glibc
 /// process that is gone, and also deletes `ksx*` interfaces whose owner is gone.
 /// Deleting the veth pair also removes the XDP program on it.
 final class XDPMirror {
-    static let stateDirectory = "/run/kubeshark"
+    /// Where the cleanup state lives: `/run/kubeshark`, or `$KUBESHARK_STATE_DIR` (a
+    /// node whose `/run` is read-only, or a test that must not share its state with
+    /// other captures' sweeps).
+    static var stateDirectory: String {
+        if let dir = getenv("KUBESHARK_STATE_DIR"), dir.pointee != 0 { return String(cString: dir) }
+        return "/run/kubeshark"
+    }
     let mirror: String
     let peer: String
     let targets: [String]
