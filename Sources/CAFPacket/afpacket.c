@@ -58,6 +58,14 @@ int ks_afp_fanout(int fd, uint16_t group_id) {
     return setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0 ? -errno : 0;
 }
 
+int ks_afp_promiscuous(int fd, int ifindex) {
+    struct packet_mreq mreq;
+    memset(&mreq, 0, sizeof mreq);
+    mreq.mr_ifindex = ifindex;
+    mreq.mr_type = PACKET_MR_PROMISC;
+    return setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0 ? -errno : 0;
+}
+
 int ks_afp_stats(int fd, uint32_t *packets, uint32_t *drops) {
     struct tpacket_stats_v3 st;
     socklen_t len = sizeof st;

@@ -37,7 +37,7 @@ struct Capture: ParsableCommand {
         }
         var writer: PcapWriter?
         if let w {
-            do { writer = try PcapWriter(path: w, linkType: source.linkType) } catch {
+            do { writer = try PcapWriter(path: w, linkType: source.linkType, snapLength: Int32(live.snapLength)) } catch {
                 source.close()
                 throw fail(error.message)
             }
@@ -119,9 +119,57 @@ struct LiveCaptureOptions: ParsableArguments {
     @Option(name: .customLong("fanout"), help: "af_packet: this many sockets in one PACKET_FANOUT group, each read by its own thread.")
     var fanout: Int = 1
 
+    @Option(name: .customLong("snaplen"), help: "Bytes kept of each packet, as tcpdump's -s (64 to 262144).")
+    var snapLength: Int = 262_144
+
+    @Flag(name: .customLong("promisc"),
+          help: "libpcap, af_packet: put the interfaces in promiscuous mode while capturing (off by default: pods' veths see their own traffic without it).")
+    var promiscuous = false
+
+    @Flag(name: .customLong("immediate"),
+          help: "libpcap: immediate mode, each packet as it comes (more wake-ups; libpcap then uses small TPACKET_V2 slots and loses packets at high rates).")
+    var immediate = false
+
+    @Option(name: .customLong("buffer-size"),
+            help: "libpcap, af_packet: capture buffer memory, a quantity (32Mi); af_packet splits it into --block-size blocks.")
+    var bufferSize = "32Mi"
+
+    @Option(name: .customLong("block-size"), help: "af_packet: TPACKET_V3 block size, a multiple of the page size (4Mi).")
+    var blockSize = "4Mi"
+
+    @Option(name: .customLong("block-count"), help: "af_packet: blocks in the ring (default: --buffer-size / --block-size).")
+    var blockCount: Int?
+
+    @Option(name: .customLong("block-timeout"), help: "af_packet: a block that is not full is handed over after this many milliseconds.")
+    var blockTimeoutMs = 50
+
     func validate() throws {
         if xdpQueues < 1 || xdpQueues > 64 { throw ValidationError("--xdp-queues must be between 1 and 64") }
         if fanout < 1 || fanout > 64 { throw ValidationError("--fanout must be between 1 and 64") }
+        if snapLength < 64 || snapLength > 262_144 { throw ValidationError("--snaplen must be between 64 and 262144") }
+        guard let buffer = StorageQuantity(bufferSize), buffer.bytes >= 1 << 20, buffer.bytes <= 16 << 30 else {
+            throw ValidationError("--buffer-size: '\(bufferSize)' is not a quantity between 1Mi and 16Gi")
+        }
+        guard let block = StorageQuantity(blockSize), block.bytes >= 4096, block.bytes <= 1 << 30 else {
+            throw ValidationError("--block-size: '\(blockSize)' is not a quantity between 4Ki and 1Gi")
+        }
+        if let blockCount, blockCount < 2 || blockCount > 65_536 {
+            throw ValidationError("--block-count must be between 2 and 65536")
+        }
+        if blockTimeoutMs < 1 || blockTimeoutMs > 60_000 { throw ValidationError("--block-timeout must be between 1 and 60000 ms") }
+    }
+
+    /// The AF_PACKET ring these options ask for (sizes checked by `validate()`).
+    var afPacketOptions: AFPacketBackend.Options {
+        var o = AFPacketBackend.Options()
+        let block = StorageQuantity(blockSize)?.bytes ?? Int64(o.blockSizeBytes)
+        let buffer = StorageQuantity(bufferSize)?.bytes ?? 32 << 20
+        o.blockSizeBytes = UInt32(block)
+        o.blockCount = UInt32(blockCount ?? Int(max(2, buffer / block)))
+        o.retireTimeoutMs = UInt32(blockTimeoutMs)
+        o.snapLength = UInt32(snapLength)
+        o.promiscuous = promiscuous
+        return o
     }
 }
 
@@ -157,9 +205,13 @@ enum LiveCapture {
             }
             var o = LibpcapBackend.LiveOptions()
             o.filter = filter
+            o.snapLength = Int32(options.snapLength)
+            o.promiscuous = options.promiscuous
+            o.immediate = options.immediate
+            o.bufferSizeBytes = Int32(clamping: StorageQuantity(options.bufferSize)?.bytes ?? Int64(o.bufferSizeBytes))
             return try LibpcapBackend(interface: interfaces[0], options: o)
         case .afPacket:
-            var o = AFPacketBackend.Options()
+            var o = options.afPacketOptions
             o.filter = filter
             if options.fanout > 1 {
                 return try FanoutCapture(interfaces: interfaces, readers: options.fanout, options: o)
@@ -171,6 +223,10 @@ enum LiveCapture {
             o.mode = AFXDPBackend.Mode(rawValue: options.xdpMode.rawValue) ?? .auto
             o.zeroCopy = options.xdpZeroCopy
             o.queues = options.xdpQueues
+            o.snapLength = UInt32(options.snapLength)
+            if options.promiscuous {
+                throw CaptureError(.other, "af_xdp: --promisc is not supported (the mirror copies what the interfaces' stack receives); use --capture af_packet or libpcap")
+            }
             let b = try AFXDPBackend(interfaces: interfaces, options: o)
             warn("af_xdp: \(b.mode.rawValue) mode, mirror \(b.mirrorInterfaces.mirror) -> \(b.mirrorInterfaces.peer)")
             return b

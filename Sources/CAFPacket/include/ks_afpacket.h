@@ -28,6 +28,10 @@ int ks_afp_bind(int fd, int ifindex);
 /* Joins a PACKET_FANOUT group (hash mode) so several sockets share the load. 0 or -errno. */
 int ks_afp_fanout(int fd, uint16_t group_id);
 
+/* Puts ifindex in promiscuous mode for as long as the socket is open (the kernel
+ * counts such requests and undoes this one when the socket closes). 0 or -errno. */
+int ks_afp_promiscuous(int fd, int ifindex);
+
 /* Kernel counters since the last call (the kernel resets them on read). 0 or -errno. */
 int ks_afp_stats(int fd, uint32_t *packets, uint32_t *drops);
 

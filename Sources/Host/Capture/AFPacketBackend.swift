@@ -26,6 +26,11 @@ public final class AFPacketBackend: CaptureBackend {
         /// How long one read waits for a block before reporting a timeout.
         public var pollTimeoutMs: Int32 = 100
         public var filter: String?
+        /// Bytes kept of each packet (tcpdump's `-s`): the kernel cuts them (the
+        /// filter's accept value); in cooked mode they are cut here.
+        public var snapLength: UInt32 = 262_144
+        /// Puts the named interfaces in promiscuous mode while capturing (not `any`).
+        public var promiscuous = false
         /// Join this PACKET_FANOUT group (hash mode), so several readers share the traffic.
         public var fanoutGroup: UInt16?
         public init() {}
@@ -63,6 +68,7 @@ public final class AFPacketBackend: CaptureBackend {
         self.names = interfaces.filter { $0 != "any" }
         self.options = options
         guard !interfaces.isEmpty else { throw CaptureError(.interfaceMissing, "af_packet: no interface given") }
+        try Self.validate(options)
         let any = interfaces.contains("any")
         if any && interfaces.count > 1 {
             throw CaptureError(.other, "af_packet: 'any' already means every interface; give it alone")
@@ -84,6 +90,9 @@ public final class AFPacketBackend: CaptureBackend {
         }
         cooked = any || !allEthernet
         linkType = cooked ? 276 : 1  // DLT_LINUX_SLL2 : DLT_EN10MB
+        if options.promiscuous && any {
+            throw CaptureError(.other, "af_packet: promiscuous mode is not supported on 'any'; name the interfaces")
+        }
         if indices.count > 255 {
             throw CaptureError(.other, "af_packet: at most 255 named interfaces per socket; use 'any' with a filter")
         }
@@ -120,6 +129,15 @@ public final class AFPacketBackend: CaptureBackend {
             close()
             throw CaptureError(.other, "af_packet: cannot bind to \(interface): \(String(cString: strerror(-b)))")
         }
+        if options.promiscuous {
+            for (name, index) in zip(names, indices) {
+                let p = ks_afp_promiscuous(fd, index)
+                guard p == 0 else {
+                    close()
+                    throw CaptureError(.other, "af_packet: cannot put \(name) in promiscuous mode: \(String(cString: strerror(-p)))")
+                }
+            }
+        }
         // The kernel takes a socket into a fanout group only once it is bound.
         if let group = options.fanoutGroup {
             let f = ks_afp_fanout(fd, group)
@@ -127,6 +145,25 @@ public final class AFPacketBackend: CaptureBackend {
                 close()
                 throw CaptureError(.other, "af_packet: cannot join fanout group \(group): \(String(cString: strerror(-f)))")
             }
+        }
+    }
+
+    /// Checks the ring's geometry as the kernel will (TPACKET_V3 blocks are whole
+    /// pages holding whole 2 KiB frames), so a bad value fails with its name.
+    static func validate(_ options: Options) throws(CaptureError) {
+        let page = UInt32(sysconf(Int32(_SC_PAGESIZE)))
+        let size = options.blockSizeBytes
+        guard size >= 4096, size % page == 0, size % 2048 == 0, size <= 1 << 30 else {
+            throw CaptureError(.other, "af_packet: block size \(size) must be a multiple of the page size (\(page) bytes), at least 4 KiB and at most 1 GiB")
+        }
+        guard options.blockCount >= 2, UInt64(options.blockCount) * UInt64(size) <= 16 << 30 else {
+            throw CaptureError(.other, "af_packet: \(options.blockCount) blocks of \(size) bytes: give at least 2 blocks and at most 16 GiB in all")
+        }
+        guard options.retireTimeoutMs >= 1, options.retireTimeoutMs <= 60_000 else {
+            throw CaptureError(.other, "af_packet: block timeout \(options.retireTimeoutMs) ms must be between 1 and 60000")
+        }
+        guard options.snapLength >= 64 else {
+            throw CaptureError(.other, "af_packet: snap length \(options.snapLength) is below 64 bytes")
         }
     }
 
@@ -145,7 +182,7 @@ public final class AFPacketBackend: CaptureBackend {
             code.append(bpf_insn(code: 0x06, jt: 0, jf: 0, k: 0))  // BPF_RET|BPF_K: drop
         }
         if let filter, !filter.isEmpty {
-            guard let dead = pcap_open_dead(linkType, 262_144) else {
+            guard let dead = pcap_open_dead(linkType, Int32(min(options.snapLength, 262_144))) else {
                 throw CaptureError(.filter, "af_packet: libpcap cannot compile filters here")
             }
             defer { pcap_close(dead) }
@@ -161,9 +198,10 @@ public final class AFPacketBackend: CaptureBackend {
                 code += UnsafeBufferPointer(start: program.bf_insns, count: Int(program.bf_len))
             }
         }
-        guard !code.isEmpty else { return }
-        if !interfaces.isEmpty && (code.count == interfaces.count + 2) {
-            code.append(bpf_insn(code: 0x06, jt: 0, jf: 0, k: 262_144))  // accept
+        let cutsHere = !cooked && options.snapLength < 262_144
+        if code.isEmpty && !cutsHere { return }
+        if code.count == (interfaces.isEmpty ? 0 : interfaces.count + 2) {
+            code.append(bpf_insn(code: 0x06, jt: 0, jf: 0, k: options.snapLength))  // accept, cut to the snap length
         }
         let rc = code.withUnsafeBufferPointer { ks_afp_attach_filter(fd, $0.baseAddress, UInt32($0.count)) }
         guard rc == 0 else {
@@ -248,6 +286,7 @@ public final class AFPacketBackend: CaptureBackend {
                 var wire = p.len
                 if cooked {
                     start = Int(ks_afp_to_sll2(header, &caplen, &wire))
+                    caplen = min(caplen, options.snapLength)
                     if hasUserProgram {
                         let bytes = (header + start).assumingMemoryBound(to: UInt8.self)
                         if bpf_filter(userProgram.bf_insns, bytes, wire, caplen) == 0 {

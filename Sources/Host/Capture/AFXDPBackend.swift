@@ -55,6 +55,8 @@ public final class AFXDPBackend: CaptureBackend {
         /// ring is polled. 0 turns it off. (AF_PACKET's block timeout is 50 ms.)
         public var coalesceMicroseconds: UInt32 = 10_000
         public var filter: String?
+        /// Bytes kept of each packet (tcpdump's `-s`), cut here: the mirror carries whole packets.
+        public var snapLength: UInt32 = 262_144
         public init() {}
     }
 
@@ -288,9 +290,10 @@ public final class AFXDPBackend: CaptureBackend {
                     stats.filtered &+= 1
                     continue
                 }
+                let kept = min(length, options.snapLength)
                 stats.received &+= 1
-                stats.bytes &+= UInt64(length)
-                handler(CapturedPacket(timestampNs: stamp, data: UnsafeRawBufferPointer(start: data, count: Int(length)),
+                stats.bytes &+= UInt64(kept)
+                handler(CapturedPacket(timestampNs: stamp, data: UnsafeRawBufferPointer(start: data, count: Int(kept)),
                                        wireLength: Int(length), linkType: linkType))
                 n += 1
             }
