@@ -46,6 +46,11 @@ public final class AFPacketBackend: CaptureBackend {
     private var block = 0
     private var packetInBlock: UInt32 = 0
     private var offsetInBlock = 0
+    /// How far into the current block cache lines were asked for.
+    private var prefetchedTo = 0
+    /// Measured on the capture benchmark: 4 KiB ahead, every line, cost 0.047-0.057 CPU
+    /// s/Mpkt against 0.080-0.087 without (1, 2, 8 and 16 KiB, or every other line, did no better).
+    private static let prefetchDistance = 4096
     private var stats = CaptureStatistics()
     private let stopRequested = Atomic<Bool>(false)
     private let interface: String
@@ -277,6 +282,13 @@ public final class AFPacketBackend: CaptureBackend {
             if packetInBlock == 0 { offsetInBlock = Int(ks_afp_block_first(address)) }
             let before = n
             while packetInBlock < count && n < maxPackets {
+                // Keep the next few KiB of the block on their way into the cache.
+                let ahead = min(offsetInBlock + Self.prefetchDistance, Int(options.blockSizeBytes))
+                if prefetchedTo < ahead {
+                    let from = max(prefetchedTo, offsetInBlock)
+                    ks_afp_prefetch(address + from, ahead - from)
+                    prefetchedTo = ahead
+                }
                 let header = address + offsetInBlock
                 let p = ks_afp_packet_at(header)
                 packetInBlock += 1
@@ -310,6 +322,7 @@ public final class AFPacketBackend: CaptureBackend {
                 block = (block + 1) % Int(options.blockCount)
                 packetInBlock = 0
                 offsetInBlock = 0
+                prefetchedTo = 0
             }
         }
         return .packets(n)
