@@ -31,6 +31,7 @@ public final class WorkerService: Sendable {
     public let ring: PacketRing
     private let captureState = Mutex(CaptureState())
     private let pods = Mutex<[LocalPod]>([])
+    private let node = Mutex(NodeState())
     let plugins: [LoadedPlugin]
     let macros: [String: String]
     let logger: Logger
@@ -39,6 +40,11 @@ public final class WorkerService: Sendable {
     private let sessions = Mutex<[String: ClientSession]>([:])
     private let nextSession = Atomic<Int>(1)
     private let startedNs = monotonicNanoseconds()
+
+    private struct NodeState {
+        var pods: [LocalPod] = []
+        var receiver: (@Sendable ([LocalPod]) -> Void)?
+    }
 
     private struct CaptureState {
         var current: CaptureLoop?
@@ -92,6 +98,28 @@ public final class WorkerService: Sendable {
         get { pods.withLock { $0 } }
         set { pods.withLock { $0 = newValue } }
     }
+
+    /// Every pod on this worker's node, targeted or not: what a hub chooses from
+    /// (`GET /api/node/pods`).
+    public var nodePods: [LocalPod] {
+        get { node.withLock { $0.pods } }
+        set { node.withLock { $0.pods = newValue } }
+    }
+
+    /// Lets a hub choose the pods to capture (`PUT /api/targets`): `receiver` gets
+    /// the pods it sends. A worker without one captures what it was told at start.
+    public func acceptTargets(_ receiver: @escaping @Sendable ([LocalPod]) -> Void) {
+        node.withLock { $0.receiver = receiver }
+    }
+
+    /// Hands the hub's targets to the receiver; false when there is none.
+    func receiveTargets(_ targets: [LocalPod]) -> Bool {
+        guard let receiver = node.withLock({ $0.receiver }) else { return false }
+        receiver(targets)
+        return true
+    }
+
+    var acceptsTargets: Bool { node.withLock { $0.receiver != nil } }
 
     // MARK: Sessions
 

@@ -14,8 +14,12 @@ struct HubCommand: AsyncParsableCommand {
         discussion: """
             Each --worker is a worker's API (kubeshark worker, or a tap): http://HOST:PORT, optionally \
             named NAME=http://HOST:PORT (names appear in entries' `worker` field). A worker that goes away is \
-            shown as down; its stream resumes where it stopped when it returns. See docs/api.md.
+            shown as down; its stream resumes where it stopped when it returns. The hub holds the tap scope \
+            (POD-REGEX, -n, -e; PUT /api/scope changes it) and sends each worker started with --pods the pods \
+            of its node in scope, within a second of a change. See docs/api.md.
             """)
+
+    @OptionGroup var scopeOptions: ScopeOptions
 
     @Option(name: .customLong("worker"), help: "A worker's API URL, [NAME=]http://HOST:PORT (repeatable).")
     var workers: [String] = []
@@ -51,7 +55,15 @@ struct HubCommand: AsyncParsableCommand {
             return worker
         }
         let accessToken = WorkerAPI.accessToken(given: token, host: host)
-        let hub = HubService(workers: links, accessToken: accessToken, logger: logger)
+        let hub = HubService(workers: links, scope: scopeOptions.scope, accessToken: accessToken, logger: logger)
+        // Pods come and go on the workers' nodes, and workers restart: compare and push every second.
+        let pusher = Task.detached {
+            while !Task.isCancelled {
+                for line in await hub.pushTargets() { warn("hub: \(line)") }
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+            }
+        }
+        defer { pusher.cancel() }
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)

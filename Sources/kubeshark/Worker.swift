@@ -25,6 +25,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .short, help: "Read this capture file into the ring instead of capturing (then serve it).")
     var r: String?
 
+    @Flag(name: .customLong("pods"),
+          help: "Capture the pods a hub targets (PUT /api/targets), among this machine's pods (network namespaces), instead of fixed interfaces.")
+    var followHub = false
+
+    @OptionGroup var nodePods: NodePodOptions
+
     @OptionGroup var live: LiveCaptureOptions
 
     @Option(name: .customLong("filter"), help: "BPF capture filter (tcpdump syntax).")
@@ -56,7 +62,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
-        if interface.isEmpty == (r == nil) { throw ValidationError("give either -i INTERFACE or -r FILE") }
+        if [!interface.isEmpty, r != nil, followHub].filter({ $0 }).count != 1 {
+            throw ValidationError("give one of -i INTERFACE, -r FILE or --pods")
+        }
         guard StorageQuantity(clientQueueLimit) != nil else {
             throw ValidationError("--client-queue-limit: '\(clientQueueLimit)' is not a quantity")
         }
@@ -68,12 +76,12 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         pluginOptions.bootstrapLogging()
         let plugins = try pluginOptions.startPlugins()
-        let source: CaptureBackend
+        var source: CaptureBackend?
         do {
             if !interface.isEmpty {
                 source = try LiveCapture.open(LiveCapture.interfaces(interface), options: live, filter: filter)
-            } else {
-                let file = try LibpcapBackend(file: r!)
+            } else if let r {
+                let file = try LibpcapBackend(file: r)
                 if let filter { try file.setFilter(filter) }
                 source = file
             }
@@ -91,10 +99,32 @@ struct WorkerCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: pluginOptions.logLevel) ?? .warning
         let service: WorkerService
         do {
-            service = try WorkerService(configuration: config, backend: source, plugins: plugins, logger: logger)
+            if let source {
+                service = try WorkerService(configuration: config, backend: source, plugins: plugins, logger: logger)
+            } else {
+                service = try WorkerService(configuration: config, linkType: 1, plugins: plugins, logger: logger)
+            }
         } catch {
             throw fail(error.description)
         }
+        var watcher: Task<Void, Never>?
+        if followHub {
+            let nodePods = self.nodePods
+            let overrides: [String: LocalPods.Override]
+            let pods: [LocalPod]
+            do {
+                overrides = try nodePods.overrides()
+                pods = try nodePods.discover(overrides)
+            } catch {
+                service.shutdown()
+                throw fail("\(error)")
+            }
+            let follower = PodFollower(service: service, selection: .hub([]), live: live, filter: filter, label: "worker")
+            follower.apply(pods)
+            service.acceptTargets { follower.target($0) }
+            watcher = follower.follow(every: nodePods.refreshSeconds) { try nodePods.discover(overrides) }
+        }
+        defer { watcher?.cancel() }
         // A parent may have spawned us with these signals blocked; the server's
         // graceful shutdown needs them.
         var set = sigset_t()
@@ -103,7 +133,8 @@ struct WorkerCommand: AsyncParsableCommand {
         sigaddset(&set, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         let what = r.map { "serving \($0)" }
-            ?? "capturing on \(LiveCapture.interfaces(interface).joined(separator: ",")) with \(source.name)"
+            ?? source.map { "capturing on \(LiveCapture.interfaces(interface).joined(separator: ",")) with \($0.name)" }
+            ?? "capturing the pods a hub targets"
         let limit = storageLimit
         let dir = dataDirectory
         let listenHost = host

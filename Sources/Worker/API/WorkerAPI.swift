@@ -12,6 +12,8 @@ import NIOCore
 /// - `GET /api/sessions/{session}/entries/{id}/pcap`: the pcap of the entry's stream.
 /// - `GET /api/pcap?from=TIME&to=TIME`: the raw ring for a time range, as one pcap.
 /// - `GET /api/stats`, `GET /api/sessions`, `GET /api/pods`: statistics, sessions, targeted pods (JSON).
+/// - `GET /api/node/pods`: every pod on the node and which are targeted; `PUT /api/targets`
+///   `{"pods": [...]}`: the pods to capture, from a hub (409 when the worker captures fixed interfaces).
 /// - `POST /api/ring/flush-oldest`: flushes the oldest segment now (operators).
 /// - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus).
 /// - `GET /`, `GET /dashboard/...`: the web dashboard (docs/dashboard.md).
@@ -45,7 +47,24 @@ public enum WorkerAPI {
         }
         router.get("/api/stats") { _, _ in json(WorkerStats.describe(service)) }
         router.get("/api/sessions") { _, _ in json(.array(service.openSessions.map(WorkerStats.describe))) }
-        router.get("/api/pods") { _, _ in json(.array(service.targetedPods.map(WorkerStats.describe))) }
+        router.get("/api/pods") { _, _ in json(.array(service.targetedPods.map(\.json))) }
+        router.get("/api/node/pods") { _, _ in
+            json(.object([
+                JSONMember(key: "acceptsTargets", value: .bool(service.acceptsTargets)),
+                JSONMember(key: "pods", value: .array(service.nodePods.map(\.json))),
+                JSONMember(key: "targeted", value: .array(service.targetedPods.map { .string($0.qualifiedName) })),
+            ]))
+        }
+        router.put("/api/targets") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 4 << 20)
+            guard let value = try? JSONValue.parse(Array(buffer: body)), let targets = LocalPod.list(json: value) else {
+                throw HTTPError(.badRequest, message: "expected {\"pods\": [{\"name\": ..., \"namespace\": ..., \"ips\": [...]}]}")
+            }
+            guard service.receiveTargets(targets) else {
+                throw HTTPError(.conflict, message: "this worker captures fixed interfaces (-i); start it with --pods to take its targets from a hub")
+            }
+            return json(.object([JSONMember(key: "targeted", value: .array(service.targetedPods.map { .string($0.qualifiedName) }))]))
+        }
         router.get("/api/sessions/:session/entries/:entry") { _, context -> Response in
             let stored = try entry(service, context)
             return Response(status: .ok, headers: [.contentType: "application/json"],

@@ -61,17 +61,4 @@ enum WorkerStats {
             JSONMember(key: "retainedBytes", value: .number(Double(session.ringSession.retention.retainedBytes))),
         ])
     }
-
-    static func describe(_ pod: LocalPod) -> JSONValue {
-        .object([
-            JSONMember(key: "name", value: .string(pod.name)),
-            JSONMember(key: "namespace", value: .string(pod.namespace)),
-            JSONMember(key: "netns", value: .string(pod.netns)),
-            JSONMember(key: "labels", value: .object(pod.labels.sorted { $0.key < $1.key }.map {
-                JSONMember(key: $0.key, value: .string($0.value))
-            })),
-            JSONMember(key: "ips", value: .array(pod.addresses.map { .string($0) })),
-            JSONMember(key: "interfaces", value: .array(pod.hostInterfaces.map { .string($0) })),
-        ])
-    }
 }

@@ -5,7 +5,10 @@ import HummingbirdWebSocket
 import NIOCore
 
 /// The hub's API: the worker API's shape (docs/api.md), served over every
-/// worker at once, with the dashboard. Entry ids are `WORKER~ID`.
+/// worker at once, with the dashboard. Entry ids are `WORKER~ID`. The hub also
+/// holds the tap scope: `GET /api/scope`, and `PUT /api/scope` to change it
+/// (`{"podRegex", "namespaces", "excludedNamespaces"}`); the workers that take
+/// their targets from the hub get the new ones at once.
 public enum HubAPI {
     public static func makeApplication(
         hub: HubService, host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -28,6 +31,19 @@ public enum HubAPI {
         }
         router.get("/api/stats") { _, _ in WorkerAPI.json(await hub.stats()) }
         router.get("/api/pods") { _, _ in WorkerAPI.json(await hub.pods()) }
+        router.get("/api/scope") { _, _ in WorkerAPI.json(hub.scope.json) }
+        router.put("/api/scope") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let scope: PodScope
+            do {
+                scope = try PodScope(json: try JSONValue.parse(Array(buffer: body)))
+            } catch {
+                throw HTTPError(.badRequest, message: "bad scope: \(error)")
+            }
+            hub.setScope(scope)
+            await hub.pushTargets()
+            return WorkerAPI.json(scope.json)
+        }
         router.get("/api/sessions/:session/entries/:entry") { _, context -> Response in
             try await proxy(hub, context, suffix: "")
         }

@@ -47,6 +47,7 @@ public final class HubService: Sendable {
     private let states: Mutex<[String: WorkerLinkState]>
     private let sessions = Mutex<[String: HubSession]>([:])
     private let nextSession = Atomic<Int>(1)
+    private let scopeState: Mutex<PodScope>
 
     /// What the hub knows of one worker's health.
     struct WorkerLinkState: Sendable {
@@ -55,8 +56,12 @@ public final class HubService: Sendable {
         var lastStats: JSONValue?
     }
 
-    public init(workers: [HubWorker], accessToken: String? = nil, logger: Logger = Logger(label: "hub")) {
+    /// - Parameter scope: the pods to target on the workers that take their targets
+    ///   from the hub (`kubeshark worker --pods`).
+    public init(workers: [HubWorker], scope: PodScope = PodScope(), accessToken: String? = nil,
+                logger: Logger = Logger(label: "hub")) {
         self.workers = workers
+        scopeState = Mutex(scope)
         self.accessToken = accessToken
         self.logger = logger
         states = Mutex(Dictionary(uniqueKeysWithValues: workers.map { ($0.name, WorkerLinkState()) }))
@@ -95,8 +100,19 @@ public final class HubService: Sendable {
 
     /// GETs `path` from `worker`; the status and body (status 0 when unreachable).
     func get(_ worker: HubWorker, _ path: String, timeout: TimeInterval = 5) async -> (Int, Data) {
+        await send(worker, "GET", path, timeout: timeout)
+    }
+
+    /// Sends one request to `worker`; the status and body (status 0 when unreachable).
+    func send(_ worker: HubWorker, _ method: String, _ path: String, body: [UInt8]? = nil,
+              timeout: TimeInterval = 5) async -> (Int, Data) {
         guard let url = URL(string: worker.url + path) else { return (0, Data()) }
         var request = URLRequest(url: url, timeoutInterval: timeout)
+        request.httpMethod = method
+        if let body {
+            request.httpBody = Data(body)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
         if let token = worker.token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         return await withCheckedContinuation { continuation in
             URLSession.shared.dataTask(with: request) { data, response, _ in
@@ -163,6 +179,45 @@ public final class HubService: Sendable {
             }
         }
         return .array(all)
+    }
+
+    // MARK: Scope
+
+    /// The pods the hub targets.
+    public var scope: PodScope { scopeState.withLock { $0 } }
+
+    /// Changes the scope; the workers get their new targets at the next `pushTargets()`.
+    public func setScope(_ scope: PodScope) { scopeState.withLock { $0 = scope } }
+
+    /// Sends each worker that takes targets the pods of its node that the scope
+    /// selects, when they differ from what it captures (so a worker that restarted,
+    /// or a pod that came or went, is caught up). Returns one line per change.
+    @discardableResult
+    public func pushTargets() async -> [String] {
+        let scope = self.scope
+        var changes: [String] = []
+        for worker in workers {
+            let (status, body) = await get(worker, "/api/node/pods", timeout: 2)
+            guard status == 200, let node = try? JSONValue.parse(Array(body)),
+                  case .bool(true)? = node["acceptsTargets"], let pods = LocalPod.list(json: node)
+            else { continue }
+            var current: Set<String> = []
+            if case .array(let names)? = node["targeted"] {
+                for case .string(let name) in names { current.insert(name) }
+            }
+            let wanted = scope.targets(pods)
+            guard Set(wanted.map(\.qualifiedName)) != current else { continue }
+            let message = JSONValue.object([JSONMember(key: "pods", value: .array(wanted.map(\.json)))])
+            let (put, answer) = await send(worker, "PUT", "/api/targets", body: message.jsonBytes, timeout: 5)
+            if put == 200 {
+                let line = "worker \(worker.name): targets \(wanted.map(\.qualifiedName).joined(separator: " "))"
+                logger.info("\(line)")
+                changes.append(line)
+            } else {
+                logger.warning("worker \(worker.name) refused its targets (\(put)): \(String(decoding: answer, as: UTF8.self))")
+            }
+        }
+        return changes
     }
 
     /// Whether at least one worker answers.
