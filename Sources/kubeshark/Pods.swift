@@ -6,7 +6,7 @@ import Worker
 /// Kubeshark's scope flags: `[POD-REGEX] -n NAMESPACES -e EXCLUDED`.
 struct ScopeOptions: ParsableArguments {
     @Argument(help: "Regular expression on pod names (default: every pod).")
-    var podRegex = ".*"
+    var podRegex: String?
 
     @Option(name: [.short, .customLong("namespaces")], help: "Namespaces to tap (repeatable or comma list; default: all).")
     var namespaces: [String] = []
@@ -18,7 +18,7 @@ struct ScopeOptions: ParsableArguments {
         func list(_ raw: [String]) -> [String] {
             raw.flatMap { $0.split(separator: ",").map { String($0).trimmingSpaces } }.filter { !$0.isEmpty }
         }
-        return PodScope(podRegex: podRegex, namespaces: list(namespaces), excludedNamespaces: list(excludedNamespaces))
+        return PodScope(podRegex: podRegex ?? ".*", namespaces: list(namespaces), excludedNamespaces: list(excludedNamespaces))
     }
 
     func validate() throws {
@@ -71,16 +71,22 @@ final class PodFollower: @unchecked Sendable {
     private let live: LiveCaptureOptions
     private let filter: String?
     private let label: String
+    /// Capture on `any`, filtered to the targets' addresses, rather than on their
+    /// interfaces (in a cluster, pods' network namespaces have no names to find).
+    private let byAddress: Bool
     private let lock = NSLock()
     private var selection: Selection
     private var pods: [LocalPod] = []
-    private var interfaces: [String]?
+    /// What the capture was last opened with: interfaces and filter.
+    private var opened: (interfaces: [String], filter: String?)?
 
-    init(service: WorkerService, selection: Selection, live: LiveCaptureOptions, filter: String? = nil, label: String) {
+    init(service: WorkerService, selection: Selection, live: LiveCaptureOptions, filter: String? = nil, byAddress: Bool = false,
+         label: String) {
         self.service = service
         self.selection = selection
         self.live = live
         self.filter = filter
+        self.byAddress = byAddress
         self.label = label
     }
 
@@ -105,6 +111,8 @@ final class PodFollower: @unchecked Sendable {
         switch selection {
         case .scope(let scope):
             return scope.targets(pods)
+        case .hub(let chosen) where byAddress:
+            return chosen.filter { !$0.addresses.isEmpty }
         case .hub(let chosen):
             let names = Set(chosen.map(\.qualifiedName))
             let addresses = Set(chosen.flatMap(\.addresses))
@@ -113,26 +121,41 @@ final class PodFollower: @unchecked Sendable {
     }
 
     private func update() {
-        var names: [String: EndpointNames.Name] = [:]
-        for pod in pods { for ip in pod.addresses { names[ip] = EndpointNames.Name(name: pod.name, namespace: pod.namespace) } }
-        service.endpointNames.replace(names)
         let targets = targets()
+        var names: [String: EndpointNames.Name] = [:]
+        for pod in pods + targets { for ip in pod.addresses { names[ip] = EndpointNames.Name(name: pod.name, namespace: pod.namespace) } }
+        service.endpointNames.replace(names)
         service.targetedPods = targets
-        let wanted = Array(Set(targets.flatMap(\.hostInterfaces))).sorted()
-        guard wanted != interfaces else { return }
-        interfaces = wanted
+        let wanted: [String]
+        var wantedFilter = filter
+        if byAddress {
+            let addresses = Array(Set(targets.flatMap(\.addresses))).sorted()
+            wanted = addresses.isEmpty ? [] : ["any"]
+            let hosts = addresses.map { "host \($0)" }.joined(separator: " or ")
+            if !addresses.isEmpty { wantedFilter = filter.map { "(\($0)) and (\(hosts))" } ?? hosts }
+        } else {
+            wanted = Array(Set(targets.flatMap(\.hostInterfaces))).sorted()
+        }
+        if let opened, opened.interfaces == wanted, opened.filter == wantedFilter { return }
+        opened = (wanted, wantedFilter)
         if wanted.isEmpty {
             service.replaceCapture(with: nil)
             warn("\(label): no pod is targeted yet; waiting for one")
             return
         }
         do {
-            let backend = try LiveCapture.open(wanted, options: live, filter: filter)
+            let backend = try LiveCapture.open(wanted, options: live, filter: wantedFilter)
+            guard backend.linkType == service.ring.configuration.linkType else {
+                backend.close()
+                opened = nil
+                warn("\(label): \(wanted.joined(separator: ",")) delivers link type \(backend.linkType), the ring holds \(service.ring.configuration.linkType); not capturing them")
+                return
+            }
             service.replaceCapture(with: backend)
             warn("\(label): capturing \(targets.count) pod(s) on \(wanted.joined(separator: ",")) with \(backend.name): "
                 + targets.map(\.qualifiedName).joined(separator: " "))
         } catch {
-            interfaces = nil
+            opened = nil
             warn("\(label): cannot capture on \(wanted.joined(separator: ",")): \(error.message)")
         }
     }

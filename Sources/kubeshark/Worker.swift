@@ -29,6 +29,10 @@ struct WorkerCommand: AsyncParsableCommand {
           help: "Capture the pods a hub targets (PUT /api/targets), among this machine's pods (network namespaces), instead of fixed interfaces.")
     var followHub = false
 
+    @Flag(name: .customLong("by-address"),
+          help: "With --pods: capture on 'any', filtered to the targeted pods' addresses, not on their interfaces (in a cluster).")
+    var byAddress = false
+
     @OptionGroup var nodePods: NodePodOptions
 
     @OptionGroup var live: LiveCaptureOptions
@@ -65,6 +69,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if [!interface.isEmpty, r != nil, followHub].filter({ $0 }).count != 1 {
             throw ValidationError("give one of -i INTERFACE, -r FILE or --pods")
         }
+        if byAddress && !followHub { throw ValidationError("--by-address goes with --pods") }
         guard StorageQuantity(clientQueueLimit) != nil else {
             throw ValidationError("--client-queue-limit: '\(clientQueueLimit)' is not a quantity")
         }
@@ -102,7 +107,8 @@ struct WorkerCommand: AsyncParsableCommand {
             if let source {
                 service = try WorkerService(configuration: config, backend: source, plugins: plugins, logger: logger)
             } else {
-                service = try WorkerService(configuration: config, linkType: 1, plugins: plugins, logger: logger)
+                // Pods' interfaces are Ethernet; 'any' (--by-address) is Linux cooked v2.
+                service = try WorkerService(configuration: config, linkType: byAddress ? 276 : 1, plugins: plugins, logger: logger)
             }
         } catch {
             throw fail(error.description)
@@ -119,7 +125,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 service.shutdown()
                 throw fail("\(error)")
             }
-            let follower = PodFollower(service: service, selection: .hub([]), live: live, filter: filter, label: "worker")
+            let follower = PodFollower(service: service, selection: .hub([]), live: live, filter: filter, byAddress: byAddress,
+                                       label: "worker")
             follower.apply(pods)
             service.acceptTargets { follower.target($0) }
             watcher = follower.follow(every: nodePods.refreshSeconds) { try nodePods.discover(overrides) }

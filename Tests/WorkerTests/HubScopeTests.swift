@@ -122,4 +122,29 @@ struct HubScopeTests {
         let entries = WorkerAPITests.entries(try hub.ws(["--query", "http", "--want", "1", "--idle", "4"]))
         #expect(Self.destinations(entries) == ["\(Self.shop)/api-1"], "\(entries)")
     }
+
+    @Test("--by-address: the worker captures the targets' addresses on 'any', and names them as the hub did")
+    func byAddress() throws {
+        let web = try TestPod(tag: "hba", subnet: 60, netns: "\(Self.shop).web-7")
+        defer { web.remove() }
+        let db = try TestPod(tag: "hbd", subnet: 61, netns: "\(Self.shop).db-7")
+        defer { db.remove() }
+        // As in a cluster: no network namespace is known to this worker as a pod.
+        let worker = try WorkerAPITests.RunningWorker(["--pods", "--by-address", "--netns", "^none$"])
+        defer { _ = worker.stop() }
+        var put = URLRequest(url: URL(string: worker.base + "/api/targets")!)
+        put.httpMethod = "PUT"
+        put.httpBody = Data(#"{"pods": [{"name": "web-9", "namespace": "prod", "ips": ["\#(web.podAddress)"]}]}"#.utf8)
+        let (status, body) = try worker.send(put)
+        #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
+        let pods = (try JSONSerialization.jsonObject(with: worker.get("/api/pods").1) as? [[String: Any]]) ?? []
+        #expect(pods.map { "\($0["namespace"] ?? "")/\($0["name"] ?? "")" } == ["prod/web-9"])
+        Thread.sleep(forTimeInterval: 0.5)
+        _ = try web.fetch("/hello.txt?by-address")
+        _ = try db.fetch("/hello.txt?by-address")  // another address: not captured
+        let entries = WorkerAPITests.entries(try worker.ws(["--query", "http", "--want", "2", "--idle", "3"]))
+        #expect(Self.destinations(entries) == ["prod/web-9"], "\(entries)")
+        let stats = try worker.json("/api/stats")
+        #expect((stats["capture"] as? [String: Any])?["running"] as? Bool == true)
+    }
 }
