@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The stable ABI: one C header and nothing else.
@@ -78,11 +79,18 @@ let package = Package(
             // The web dashboard (plain HTML/CSS/JavaScript, no build step), served at / and /dashboard/.
             resources: [.copy("Dashboard")]
         ),
+        // Deployment into Kubernetes: configuration (Kubeshark's keys), manifests, YAML.
+        .target(
+            name: "Deploy",
+            dependencies: ["Host", .product(name: "Yams", package: "Yams")],
+            path: "Sources/Deploy"
+        ),
         .executableTarget(
             name: "kubeshark",
             dependencies: [
                 "Host",
                 "Worker",
+                "Deploy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -123,6 +131,7 @@ let package = Package(
         .testTarget(name: "KafkaPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/KafkaPluginTests"),
         .testTarget(name: "HTTP2PluginTests", dependencies: ["TestKit", "Host", "HTTP2Plugin"], path: "Tests/HTTP2PluginTests"),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "Host"], path: "Tests/CLITests"),
+        .testTarget(name: "DeployTests", dependencies: ["TestKit", "Host", "Deploy"], path: "Tests/DeployTests"),
         .testTarget(
             name: "WorkerTests",
             dependencies: ["TestKit", "Host", "Worker"],

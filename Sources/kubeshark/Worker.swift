@@ -46,6 +46,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("storage-limit"), help: "Most bytes the ring may take: 500Mi, 10Gi, 1G...")
     var storageLimit = "500Mi"
 
+    @Option(name: .customLong("ring-share"),
+            help: "Percent of --storage-limit the ring may take; the rest is room for sessions' retained packets (in a pod whose emptyDir is the storage limit).")
+    var ringShare = 100
+
     @Option(name: .customLong("host"), help: "Address the API listens on.")
     var host = "127.0.0.1"
 
@@ -69,6 +73,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if [!interface.isEmpty, r != nil, followHub].filter({ $0 }).count != 1 {
             throw ValidationError("give one of -i INTERFACE, -r FILE or --pods")
         }
+        if !(10...100).contains(ringShare) { throw ValidationError("--ring-share must be between 10 and 100") }
         if byAddress && !followHub { throw ValidationError("--by-address goes with --pods") }
         guard StorageQuantity(clientQueueLimit) != nil else {
             throw ValidationError("--client-queue-limit: '\(clientQueueLimit)' is not a quantity")
@@ -94,7 +99,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw fail(error.message)
         }
         var config = WorkerConfiguration(dataDirectory: dataDirectory)
-        config.storageLimit = StorageQuantity(storageLimit)!.bytes
+        config.storageLimit = StorageQuantity(storageLimit)!.bytes / 100 * Int64(ringShare)
         config.host = host
         config.port = port
         config.name = name
@@ -142,7 +147,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let what = r.map { "serving \($0)" }
             ?? source.map { "capturing on \(LiveCapture.interfaces(interface).joined(separator: ",")) with \($0.name)" }
             ?? "capturing the pods a hub targets"
-        let limit = storageLimit
+        let limit = ringShare == 100 ? storageLimit : "\(ringShare)% of \(storageLimit)"
         let dir = dataDirectory
         let listenHost = host
         let tokenQuery = config.accessToken.map { "/?token=\($0)" } ?? ""

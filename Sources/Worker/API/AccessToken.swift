@@ -31,7 +31,7 @@ struct AccessTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// A new random token: 32 hex digits from the system's generator.
-    static func generate() -> String {
+    public static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
         return (0..<2).map { _ in
             let hex = String(generator.next() as UInt64, radix: 16)
