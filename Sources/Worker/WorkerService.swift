@@ -20,6 +20,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxSessions = 32
     /// When set, every API request must carry it (required off loopback).
     public var accessToken: String?
+    /// Plugins left out at start, each "what: why" (shown in statistics and the dashboard).
+    public var refusedPlugins: [String] = []
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }

@@ -55,9 +55,18 @@ struct PluginOptions: ParsableArguments {
         }
     }
 
-    /// Loads the selected plugins and starts each with its --plugin-config.
+    /// Loads the selected plugins and starts each with its --plugin-config; any
+    /// plugin that fails to start fails the command.
     func startPlugins() throws -> [LoadedPlugin] {
+        try startPlugins(tolerant: false).plugins
+    }
+
+    /// For long-running services (worker, tap): a plugin file the host refuses,
+    /// or a plugin whose init fails, is left out with its reason in `refused`, and
+    /// the others run. Fails only when no plugin is left.
+    func startPlugins(tolerant: Bool) throws -> (plugins: [LoadedPlugin], refused: [String]) {
         let catalog = catalog()
+        var refused = catalog.refusals.map(\.description)
         for dir in catalog.unreadableDirectories where pluginDirectories.contains(dir.path) {
             throw fail("cannot read plugin directory \(dir.path): \(dir.error)")
         }
@@ -68,11 +77,20 @@ struct PluginOptions: ParsableArguments {
             throw fail(error.description)
         }
         if plugins.isEmpty { throw fail("no plugins to dissect with (see `kubeshark plugins list`)") }
+        var started: [LoadedPlugin] = []
         for p in plugins {
             let config = try configuration(for: p.metadata.name)
-            do { try p.start(config: config) } catch { throw fail(error.description) }
+            do {
+                try p.start(config: config)
+                started.append(p)
+            } catch {
+                guard tolerant else { throw fail(error.description) }
+                warn("\(error.description); going on without it")
+                refused.append(error.description)
+            }
         }
-        return plugins
+        if started.isEmpty { throw fail("no plugin started (see the lines above)") }
+        return (started, refused)
     }
 
     /// Scans the plugin directories; prints refusals as warnings.

@@ -66,8 +66,9 @@ struct Tap: AsyncParsableCommand {
             print(TapReport.dryRun(targets, of: pods.count), terminator: "")
             return
         }
-        let plugins = try pluginOptions.startPlugins()
+        let (plugins, refusedPlugins) = try pluginOptions.startPlugins(tolerant: true)
         var config = WorkerConfiguration(dataDirectory: dataDirectory)
+        config.refusedPlugins = refusedPlugins
         config.storageLimit = StorageQuantity(storageLimit)!.bytes
         config.host = proxyHost
         config.port = proxyFrontPort

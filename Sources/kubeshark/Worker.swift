@@ -85,7 +85,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         pluginOptions.bootstrapLogging()
-        let plugins = try pluginOptions.startPlugins()
+        let (plugins, refusedPlugins) = try pluginOptions.startPlugins(tolerant: true)
         var source: CaptureBackend?
         do {
             if !interface.isEmpty {
@@ -99,6 +99,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw fail(error.message)
         }
         var config = WorkerConfiguration(dataDirectory: dataDirectory)
+        config.refusedPlugins = refusedPlugins
         config.storageLimit = StorageQuantity(storageLimit)!.bytes / 100 * Int64(ringShare)
         config.host = host
         config.port = port

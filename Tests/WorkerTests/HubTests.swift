@@ -83,4 +83,26 @@ struct HubTests {
         #expect(fromA == (try WorkerAPITests.offline(fileA, filter: "http").count), "a's stream is whole")
         #expect(entries.contains { $0["worker"] as? String == "b" })
     }
+
+    @Test("a plugin file the host refuses leaves the worker running; the refusal shows in its and the hub's statistics")
+    func refusedPlugin() throws {
+        let dir = NSTemporaryDirectory() + "ks-bad-plugins-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("not a shared object".utf8).write(to: URL(fileURLWithPath: dir + "/libksplugin-broken.so"))
+        let file = WorkerAPITests.fixture("http1-pipelined.pcap")
+        let a = try WorkerAPITests.RunningWorker(["-r", file, "--plugins-dir", dir])
+        defer { _ = a.stop() }
+        let stats = try a.json("/api/stats")
+        let refused = (stats["pluginsRefused"] as? [String]) ?? []
+        #expect(refused.count == 1 && refused[0].contains("libksplugin-broken.so: refused:"), "\(refused)")
+        #expect(((stats["plugins"] as? [[String: Any]]) ?? []).contains { $0["name"] as? String == "http" })
+        // The worker dissects with the plugins that did load.
+        let expected = try WorkerAPITests.offline(file, filter: "http").count
+        #expect(WorkerAPITests.entries(try a.ws(["--query", "http", "--want", "\(expected)"])).count == expected)
+        let hub = try Self.hub([a])
+        defer { _ = hub.stop() }
+        let hubRefused = (try hub.json("/api/stats")["pluginsRefused"] as? [String]) ?? []
+        #expect(hubRefused.count == 1 && hubRefused[0].hasPrefix("a: ") && hubRefused[0].contains("libksplugin-broken.so"), "\(hubRefused)")
+    }
 }

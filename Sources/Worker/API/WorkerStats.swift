@@ -44,6 +44,7 @@ enum WorkerStats {
             JSONMember(key: "ring", value: ringValue),
             JSONMember(key: "sessions", value: .array(service.openSessions.map(describe))),
             JSONMember(key: "plugins", value: plugins),
+            JSONMember(key: "pluginsRefused", value: .array(service.configuration.refusedPlugins.map { .string($0) })),
         ])
     }
 

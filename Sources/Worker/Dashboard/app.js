@@ -595,6 +595,10 @@
     add("segments", num(ring.segments), false, `flushed ${num(ring.segmentsFlushed)}, lost ${num(ring.segmentsLost)}`);
     add("sessions", num(Array.isArray(s.sessions) ? s.sessions.length : undefined));
     if (typeof s.uptimeSeconds === "number") add("up", duration(s.uptimeSeconds));
+    if (Array.isArray(s.plugins)) add("plugins", s.plugins.map((p) => p.name).join(", ") || "none", s.plugins.length === 0);
+    if (Array.isArray(s.pluginsRefused) && s.pluginsRefused.length > 0) {
+      add("plugins refused", num(s.pluginsRefused.length), true, s.pluginsRefused.join("\n"));
+    }
     if (cap.failure) add("failure", cap.failure, true);
     const pct = ring.limitBytes ? Math.min(100, (100 * (ring.usageBytes || 0)) / ring.limitBytes) : 0;
     $("ring-bar").style.width = `${pct}%`;

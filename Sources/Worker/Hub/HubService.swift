@@ -146,6 +146,17 @@ public final class HubService: Sendable {
             if case .bool(true)? = w.1?["capture"]?["running"] { return true }
             return false
         }
+        // Plugins: each name once; refusals named by their worker.
+        var pluginNames: [String] = []
+        var refused: [JSONValue] = []
+        for (worker, stats) in perWorker {
+            if case .array(let plugins)? = stats?["plugins"] {
+                for case .string(let name)? in plugins.map({ $0["name"] }) where !pluginNames.contains(name) { pluginNames.append(name) }
+            }
+            if case .array(let lines)? = stats?["pluginsRefused"] {
+                for case .string(let line) in lines { refused.append(.string("\(worker.name): \(line)")) }
+            }
+        }
         return .object([
             JSONMember(key: "worker", value: .string("hub")),
             JSONMember(key: "capture", value: .object(
@@ -154,6 +165,8 @@ public final class HubService: Sendable {
                     + captureKeys.map { JSONMember(key: $0, value: sum("capture", $0)) })),
             JSONMember(key: "ring", value: .object(ringKeys.map { JSONMember(key: $0, value: sum("ring", $0)) })),
             JSONMember(key: "sessions", value: .array(sessions.withLock { Array($0.keys) }.sorted().map { .string($0) })),
+            JSONMember(key: "plugins", value: .array(pluginNames.map { .object([JSONMember(key: "name", value: .string($0))]) })),
+            JSONMember(key: "pluginsRefused", value: .array(refused)),
             JSONMember(key: "workers", value: .array(workers.map { w in
                 var members = [
                     JSONMember(key: "name", value: .string(w.name)),
