@@ -40,7 +40,6 @@ struct HubCommand: AsyncParsableCommand {
     var logLevel = "warning"
 
     func validate() throws {
-        if workers.isEmpty { throw ValidationError("give at least one --worker http://HOST:PORT") }
         for (i, w) in workers.enumerated() where HubWorker.parse(w, index: i) == nil {
             throw ValidationError("--worker '\(w)' is not [NAME=]http://HOST:PORT")
         }
@@ -55,7 +54,8 @@ struct HubCommand: AsyncParsableCommand {
             return worker
         }
         let accessToken = WorkerAPI.accessToken(given: token, host: host)
-        let hub = HubService(workers: links, scope: scopeOptions.scope, accessToken: accessToken, logger: logger)
+        let hub = HubService(workers: links, scope: scopeOptions.scope, accessToken: accessToken, workerToken: workerToken,
+                             logger: logger)
         // Pods come and go on the workers' nodes, and workers restart: compare and push every second.
         let pusher = Task.detached {
             while !Task.isCancelled {
@@ -71,7 +71,7 @@ struct HubCommand: AsyncParsableCommand {
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         let listen = host
         let tokenQuery = accessToken.map { "/?token=\($0)" } ?? ""
-        let names = links.map { "\($0.name)=\($0.url)" }.joined(separator: " ")
+        let names = links.isEmpty ? "none yet; they register with worker --hub" : links.map { "\($0.name)=\($0.url)" }.joined(separator: " ")
         let app = HubAPI.makeApplication(hub: hub, host: host, port: port) { port in
             warn("hub listening on http://\(listen):\(port)\(tokenQuery) (workers: \(names))")
         }

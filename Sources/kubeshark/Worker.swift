@@ -2,6 +2,7 @@ import ArgumentParser
 import Host
 import Hummingbird
 import Logging
+import Synchronization
 import Worker
 
 #if canImport(Glibc)
@@ -34,6 +35,19 @@ struct WorkerCommand: AsyncParsableCommand {
     var byAddress = false
 
     @OptionGroup var nodePods: NodePodOptions
+
+    @Option(name: .customLong("hub"), help: "Register with this hub (http://HOST:PORT), again every 10 seconds.")
+    var hubURL: String?
+
+    @Option(name: .customLong("hub-token"), help: "The hub's access token, for --hub.")
+    var hubToken: String?
+
+    @Option(name: .customLong("hub-interval"), help: "Seconds between registrations with --hub.")
+    var hubInterval = 10.0
+
+    @Option(name: .customLong("advertise"),
+            help: "The URL the hub reaches this worker at (default: http://--host:--port; needed with --host 0.0.0.0).")
+    var advertise: String?
 
     @OptionGroup var live: LiveCaptureOptions
 
@@ -75,6 +89,12 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         if !(10...100).contains(ringShare) { throw ValidationError("--ring-share must be between 10 and 100") }
         if byAddress && !followHub { throw ValidationError("--by-address goes with --pods") }
+        if !(hubInterval >= 0.1) { throw ValidationError("--hub-interval must be at least 0.1 seconds") }
+        if let hubURL, !hubURL.hasPrefix("http://") { throw ValidationError("--hub '\(hubURL)' is not http://HOST:PORT") }
+        if hubURL != nil && advertise == nil && (host == "0.0.0.0" || host == "::") {
+            throw ValidationError("--hub with --host \(host): give --advertise http://ADDRESS:PORT, the address the hub reaches")
+        }
+        if let advertise, !advertise.hasPrefix("http://") { throw ValidationError("--advertise '\(advertise)' is not http://HOST:PORT") }
         guard StorageQuantity(clientQueueLimit) != nil else {
             throw ValidationError("--client-queue-limit: '\(clientQueueLimit)' is not a quantity")
         }
@@ -152,9 +172,23 @@ struct WorkerCommand: AsyncParsableCommand {
         let dir = dataDirectory
         let listenHost = host
         let tokenQuery = config.accessToken.map { "/?token=\($0)" } ?? ""
+        let registration = Mutex<Task<Void, Never>?>(nil)
+        let hubURL = hubURL
+        let hubToken = hubToken
+        let advertise = advertise
+        let name = name
+        let interval = hubInterval
         let app = WorkerAPI.makeApplication(service: service) { port in
             warn("worker listening on http://\(listenHost):\(port)\(tokenQuery) (\(what); ring \(dir)/ring, limit \(limit))")
+            // Registration starts once the port is known (port 0 picks one).
+            if let hubURL {
+                let hub = HubRegistration(hubURL: hubURL, token: hubToken, name: name,
+                                          advertisedURL: advertise ?? "http://\(listenHost):\(port)",
+                                          interval: .milliseconds(Int(interval * 1000)))
+                registration.withLock { $0 = Task.detached { await hub.run { warn("worker: \($0)") } } }
+            }
         }
+        defer { registration.withLock { $0?.cancel() } }
         do {
             try await app.runService()
         } catch {

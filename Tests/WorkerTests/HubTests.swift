@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import TestKit
 import Testing
 
@@ -104,5 +107,52 @@ struct HubTests {
         defer { _ = hub.stop() }
         let hubRefused = (try hub.json("/api/stats")["pluginsRefused"] as? [String]) ?? []
         #expect(hubRefused.count == 1 && hubRefused[0].hasPrefix("a: ") && hubRefused[0].contains("libksplugin-broken.so"), "\(hubRefused)")
+    }
+
+    @Test("workers register themselves with a hub (worker --hub), come back at a new address, and can be removed")
+    func registration() throws {
+        let hub = try WorkerAPITests.RunningWorker([], command: "hub", ready: "hub listening on", usesDataDirectory: false)
+        defer { _ = hub.stop() }
+        let fileA = WorkerAPITests.fixture("http1-pipelined.pcap")
+        let fileB = WorkerAPITests.fixture("http1-get-query.pcap")
+        let register = ["--hub", hub.base, "--hub-interval", "0.3"]
+        let a = try WorkerAPITests.RunningWorker(["-r", fileA, "--name", "a"] + register)
+        defer { _ = a.stop() }
+        var b = try WorkerAPITests.RunningWorker(["-r", fileB, "--name", "b"] + register)
+        defer { _ = b.stop() }  // whichever b runs at the end
+        func registered() -> [String: String] {
+            let list = (try? JSONSerialization.jsonObject(with: (try? hub.get("/api/workers").1) ?? Data()) as? [[String: Any]]) ?? []
+            return Dictionary(list.compactMap { w in (w["name"] as? String).map { ($0, w["url"] as? String ?? "") } }) { $1 }
+        }
+        func waitFor(_ want: [String: String]) -> [String: String] {
+            var seen: [String: String] = [:]
+            for _ in 0..<40 {
+                seen = registered()
+                if seen == want { break }
+                Thread.sleep(forTimeInterval: 0.25)
+            }
+            return seen
+        }
+        #expect(waitFor(["a": a.base, "b": b.base]) == ["a": a.base, "b": b.base])
+        let expectedA = try WorkerAPITests.offline(fileA, filter: "http").count
+        let expectedB = try WorkerAPITests.offline(fileB, filter: "http").count
+        let entries = WorkerAPITests.entries(try hub.ws(["--query", "http", "--want", "\(expectedA + expectedB)", "--idle", "5"]))
+        #expect(entries.filter { $0["worker"] as? String == "a" }.count == expectedA)
+        #expect(entries.filter { $0["worker"] as? String == "b" }.count == expectedB)
+        // b comes back on another port: the hub follows it there.
+        _ = b.stop()
+        b = try WorkerAPITests.RunningWorker(["-r", fileB, "--name", "b"] + register)
+        #expect(waitFor(["a": a.base, "b": b.base]) == ["a": a.base, "b": b.base])
+        let again = WorkerAPITests.entries(try hub.ws(["--query", "http", "--want", "\(expectedA + expectedB)", "--idle", "5"]))
+        #expect(again.filter { $0["worker"] as? String == "b" }.count == expectedB)
+        // A bad registration is refused; an operator can remove a worker.
+        var bad = URLRequest(url: URL(string: hub.base + "/api/workers")!)
+        bad.httpMethod = "POST"
+        bad.httpBody = Data(#"{"name": "x~y", "url": "ftp://nowhere"}"#.utf8)
+        #expect(try hub.send(bad).0 == 400)
+        #expect(try hub.request("/api/workers/zzz", method: "DELETE").0 == 404)
+        _ = a.stop()  // or it registers again
+        #expect(try hub.request("/api/workers/a", method: "DELETE").0 == 200)
+        #expect(waitFor(["b": b.base]) == ["b": b.base])
     }
 }

@@ -232,8 +232,11 @@ public struct Manifests: Sendable {
         let afXDP = config.string("tap.packetCapture") == "af_xdp"
         let mountsBpf = (afXDP || config.bool("tap.tls")) && config.bool("tap.mountBpf")
         let images = config.strings("tap.pluginImages")
+        // Each worker registers with the hub through its Service, at its node's address.
         var args = ["worker", "--pods", "--by-address", "--host", "0.0.0.0", "--port", "\(workerPort)",
                     "--name", "$(NODE_NAME)", "--token", "$(WORKER_TOKEN)",
+                    "--hub", "http://\(Self.hub).\(namespace).svc:80", "--hub-token", "$(HUB_TOKEN)",
+                    "--advertise", "http://$(HOST_IP):\(workerPort)",
                     "--data-dir", "/app/data", "--storage-limit", config.string("tap.storageLimit"), "--ring-share", "\(Self.ringShare)",
                     "--capture", config.string("tap.packetCapture")]
         let plugins = config.strings("tap.enabledDissectors")
@@ -245,7 +248,8 @@ public struct Manifests: Sendable {
         let worker = container(
             "worker", args: args, port: workerPort,
             env: [fieldEnv("NODE_NAME", "spec.nodeName"), fieldEnv("POD_NAME", "metadata.name"),
-                  tokenEnv("WORKER_TOKEN", key: "WORKER_TOKEN")],
+                  fieldEnv("HOST_IP", "status.hostIP"), tokenEnv("WORKER_TOKEN", key: "WORKER_TOKEN"),
+                  tokenEnv("HUB_TOKEN", key: "HUB_TOKEN")],
             resources: "worker",
             securityContext: obj([("privileged", .bool(false)),
                                   ("capabilities", obj([("drop", strings(["ALL"])), ("add", strings(capabilities))]))]),

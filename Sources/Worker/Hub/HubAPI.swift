@@ -8,7 +8,9 @@ import NIOCore
 /// worker at once, with the dashboard. Entry ids are `WORKER~ID`. The hub also
 /// holds the tap scope: `GET /api/scope`, and `PUT /api/scope` to change it
 /// (`{"podRegex", "namespaces", "excludedNamespaces"}`); the workers that take
-/// their targets from the hub get the new ones at once.
+/// their targets from the hub get the new ones at once. Workers can register
+/// themselves (`kubeshark worker --hub URL`): `POST /api/workers {"name", "url"}`
+/// (again with a new URL after a restart), `GET /api/workers`, `DELETE /api/workers/{name}`.
 public enum HubAPI {
     public static func makeApplication(
         hub: HubService, host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -31,6 +33,26 @@ public enum HubAPI {
         }
         router.get("/api/stats") { _, _ in WorkerAPI.json(await hub.stats()) }
         router.get("/api/pods") { _, _ in WorkerAPI.json(await hub.pods()) }
+        router.get("/api/workers") { _, _ in WorkerAPI.json(.array(hub.workers.map { w in
+            .object([JSONMember(key: "name", value: .string(w.name)), JSONMember(key: "url", value: .string(w.url))])
+        })) }
+        router.post("/api/workers") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 16)
+            guard let value = try? JSONValue.parse(Array(buffer: body)), case .string(let name)? = value["name"],
+                  case .string(let url)? = value["url"], let worker = HubWorker.parse("\(name)=\(url)", index: 0),
+                  worker.name == name
+            else {
+                throw HTTPError(.badRequest, message: #"expected {"name": "NAME", "url": "http://HOST:PORT"} (a name without '~' or '=')"#)
+            }
+            let changed = hub.register(worker)
+            return WorkerAPI.json(.object([JSONMember(key: "registered", value: .string(name)),
+                                           JSONMember(key: "changed", value: .bool(changed))]))
+        }
+        router.delete("/api/workers/:name") { _, context -> Response in
+            let name = try context.parameters.require("name")
+            guard hub.unregister(name) else { throw HTTPError(.notFound, message: "no worker named \(name)") }
+            return WorkerAPI.json(.object([JSONMember(key: "unregistered", value: .string(name))]))
+        }
         router.get("/api/scope") { _, _ in WorkerAPI.json(hub.scope.json) }
         router.put("/api/scope") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)

@@ -40,7 +40,11 @@ public struct HubWorker: Sendable, Equatable {
 /// entry (in full, or its pcap) to the worker that holds it. A worker that goes
 /// away is shown as down; its stream resumes where it stopped when it returns.
 public final class HubService: Sendable {
-    public let workers: [HubWorker]
+    /// The workers now: from `--worker` flags, and those that registered (`POST /api/workers`).
+    public var workers: [HubWorker] { members.withLock { $0 } }
+    private let members: Mutex<[HubWorker]>
+    /// The token given to workers that register (the hub's `--worker-token`).
+    let workerToken: String?
     let logger: Logger
     /// The hub's own access token (dashboard side), when it requires one.
     public let accessToken: String?
@@ -58,9 +62,10 @@ public final class HubService: Sendable {
 
     /// - Parameter scope: the pods to target on the workers that take their targets
     ///   from the hub (`kubeshark worker --pods`).
-    public init(workers: [HubWorker], scope: PodScope = PodScope(), accessToken: String? = nil,
+    public init(workers: [HubWorker], scope: PodScope = PodScope(), accessToken: String? = nil, workerToken: String? = nil,
                 logger: Logger = Logger(label: "hub")) {
-        self.workers = workers
+        members = Mutex(workers)
+        self.workerToken = workerToken
         scopeState = Mutex(scope)
         self.accessToken = accessToken
         self.logger = logger
@@ -85,6 +90,44 @@ public final class HubService: Sendable {
     func session(_ id: String) -> HubSession? { sessions.withLock { $0[id] } }
 
     func worker(named name: String) -> HubWorker? { workers.first { $0.name == name } }
+
+    // MARK: Membership
+
+    /// Adds a worker, or moves one to a new URL (a worker that restarted elsewhere);
+    /// open sessions start (or restart) its stream. Returns whether anything changed.
+    @discardableResult
+    public func register(_ worker: HubWorker) -> Bool {
+        var worker = worker
+        if worker.token == nil { worker.token = workerToken }
+        let changed = members.withLock { list -> Bool in
+            if let i = list.firstIndex(where: { $0.name == worker.name }) {
+                if list[i] == worker { return false }
+                list[i] = worker
+            } else {
+                list.append(worker)
+            }
+            return true
+        }
+        guard changed else { return false }
+        states.withLock { if $0[worker.name] == nil { $0[worker.name] = WorkerLinkState() } }
+        logger.info("worker \(worker.name) registered at \(worker.url)")
+        for session in sessions.withLock({ Array($0.values) }) { session.follow(worker) }
+        return true
+    }
+
+    /// Forgets a worker; open sessions stop its stream. False when unknown.
+    @discardableResult
+    public func unregister(_ name: String) -> Bool {
+        let removed = members.withLock { list -> Bool in
+            let before = list.count
+            list.removeAll { $0.name == name }
+            return list.count != before
+        }
+        guard removed else { return false }
+        states.withLock { _ = $0.removeValue(forKey: name) }
+        for session in sessions.withLock({ Array($0.values) }) { session.drop(name) }
+        return true
+    }
 
     func markWorker(_ name: String, up: Bool, error: String? = nil) {
         let changed = states.withLock { s -> Bool in

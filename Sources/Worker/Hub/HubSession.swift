@@ -15,7 +15,8 @@ final class HubSession: Sendable {
     private let hub: HubService
     private let links: Mutex<[String: Link]>
     private let merger: EntryMerger
-    private let tasks = Mutex<[Task<Void, Never>]>([])
+    /// Each worker's stream task, by name, and the merger's.
+    private let tasks = Mutex<(workers: [String: Task<Void, Never>], merger: Task<Void, Never>?)>(([:], nil))
 
     /// A worker's side of the session.
     struct Link: Sendable {
@@ -39,13 +40,40 @@ final class HubSession: Sendable {
     }
 
     func start() {
-        var started = hub.workers.map { worker in Task { await run(worker) } }
-        started.append(Task { await merger.run() })
-        tasks.withLock { $0 = started }
+        let merging = Task { await merger.run() }
+        tasks.withLock { $0.merger = merging }
+        for worker in hub.workers { follow(worker) }
+    }
+
+    /// Starts the stream of a worker that joined, or restarts it at a new URL.
+    func follow(_ worker: HubWorker) {
+        links.withLock { if $0[worker.name] == nil { $0[worker.name] = Link() } }
+        let task = Task { await run(worker) }
+        let old = tasks.withLock { t -> Task<Void, Never>? in
+            let old = t.workers[worker.name]
+            t.workers[worker.name] = task
+            return old
+        }
+        old?.cancel()
+    }
+
+    /// Stops the stream of a worker that left, and says so to the client.
+    func drop(_ name: String) {
+        let task = tasks.withLock { $0.workers.removeValue(forKey: name) }
+        task?.cancel()
+        let link = links.withLock { $0.removeValue(forKey: name) }
+        link?.requests?.finish()
+        outbound.push(JSONValue.object([
+            JSONMember(key: "type", value: .string("worker")), JSONMember(key: "worker", value: .string(name)),
+            JSONMember(key: "up", value: .bool(false)), JSONMember(key: "reason", value: .string("unregistered")),
+        ]).jsonBytes)
     }
 
     func stop() {
-        tasks.withLock { $0.forEach { $0.cancel() } }
+        tasks.withLock { t in
+            t.workers.values.forEach { $0.cancel() }
+            t.merger?.cancel()
+        }
         links.withLock { $0.values.forEach { $0.requests?.finish() } }
         outbound.finish()
     }
@@ -105,8 +133,9 @@ final class HubSession: Sendable {
                 reason = "\(error)"
             }
             continuation.finish()
-            setUp(worker, false, reason: reason)
+            // A cancelled stream was stopped or replaced: its successor reports the state.
             if Task.isCancelled { return }
+            setUp(worker, false, reason: reason)
             try? await Task.sleep(nanoseconds: backoffMs * 1_000_000)
             backoffMs = min(backoffMs * 2, 5_000)
         }
