@@ -49,6 +49,17 @@ struct NodePodOptions: ParsableArguments {
         return try file.map { try LocalPods.overrides(file: $0) } ?? [:]
     }
 
+    /// The pods file's names and this node's pods now, as a command starts; a
+    /// problem fails the command with its one line.
+    func start() throws -> (overrides: [String: LocalPods.Override], pods: [LocalPod]) {
+        do {
+            let overrides = try overrides()
+            return (overrides, try discover(overrides))
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+
     /// This node's pods now.
     func discover(_ overrides: [String: LocalPods.Override]) throws -> [LocalPod] {
         let pods = try LocalPods.discover(overrides: overrides)

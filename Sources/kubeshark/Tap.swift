@@ -53,14 +53,7 @@ struct Tap: AsyncParsableCommand {
         pluginOptions.bootstrapLogging()
         let scope = scopeOptions.scope
         let nodePods = self.nodePods
-        let overrides: [String: LocalPods.Override]
-        let pods: [LocalPod]
-        do {
-            overrides = try nodePods.overrides()
-            pods = try nodePods.discover(overrides)
-        } catch {
-            throw fail("\(error)")
-        }
+        let (overrides, pods) = try nodePods.start()
         let targets = scope.targets(pods)
         if dryRun {
             print(TapReport.dryRun(targets, of: pods.count), terminator: "")

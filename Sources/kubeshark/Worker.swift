@@ -128,6 +128,8 @@ struct WorkerCommand: AsyncParsableCommand {
         config.accessToken = WorkerAPI.accessToken(given: token, host: host)
         var logger = Logger(label: "worker")
         logger.logLevel = Logger.Level(rawValue: pluginOptions.logLevel) ?? .warning
+        let nodePods = self.nodePods
+        let node = followHub ? try nodePods.start() : nil
         let service: WorkerService
         do {
             if let source {
@@ -140,17 +142,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw fail(error.description)
         }
         var watcher: Task<Void, Never>?
-        if followHub {
-            let nodePods = self.nodePods
-            let overrides: [String: LocalPods.Override]
-            let pods: [LocalPod]
-            do {
-                overrides = try nodePods.overrides()
-                pods = try nodePods.discover(overrides)
-            } catch {
-                service.shutdown()
-                throw fail("\(error)")
-            }
+        if let (overrides, pods) = node {
             let follower = PodFollower(service: service, selection: .hub([]), live: live, filter: filter, byAddress: byAddress,
                                        label: "worker")
             follower.apply(pods)

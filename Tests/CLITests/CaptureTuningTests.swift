@@ -40,10 +40,7 @@ struct CaptureTuningTests {
         usleep(500_000)
         for i in 0..<5 { #expect(pod.get("/hello.txt?n=\(i)") == 200) }
         usleep(1_500_000)
-        tcpdump.interrupt()
-        let tcpdumpPid = tcpdump.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(tcpdumpPid, SIGKILL) }
-        tcpdump.waitUntilExit()
+        XDPCaptureTests.interruptAndWait(tcpdump)
         let stats = XDPCaptureTests.stop(capture, err, said: said)
         #expect(capture.terminationStatus == 0, "\(stats)")
 

@@ -109,6 +109,14 @@ struct XDPCaptureTests {
         return (p, err, said)
     }
 
+    /// SIGINT, then waits; SIGKILL after 15 s if the process ignores it (tcpdump).
+    static func interruptAndWait(_ p: Process) {
+        p.interrupt()
+        let pid = p.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(pid, SIGKILL) }
+        p.waitUntilExit()
+    }
+
     static func stop(_ p: Process, _ err: Pipe, said: String, signal: Int32 = SIGINT) -> String {
         kill(p.processIdentifier, signal)
         let pid = p.processIdentifier
@@ -164,10 +172,7 @@ struct XDPCaptureTests {
         // tcpdump (immediate mode or not) drops what its ring holds when interrupted: give it time.
         usleep(1_500_000)
 
-        tcpdump.interrupt()
-        let tcpdumpPid = tcpdump.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { kill(tcpdumpPid, SIGKILL) }
-        tcpdump.waitUntilExit()
+        Self.interruptAndWait(tcpdump)
         let stats = Self.stop(capture, err, said: said)
         #expect(capture.terminationStatus == 0, "\(stats)")
         #expect(stats.contains("0 dropped by kernel, 0 dropped by us"), "\(stats)")
