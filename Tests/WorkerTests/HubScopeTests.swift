@@ -12,6 +12,7 @@ import Testing
 @Suite("Hub scope over two workers", .serialized,
        .enabled(if: getuid() == 0, "needs root for network namespaces and capture"))
 struct HubScopeTests {
+    // Pod names of their own: other suites' tests (tap --dryRun) list every pod on the machine and look for theirs.
     static let shop = "kshs\(getpid() % 10000)"
     static let other = "ksho\(getpid() % 10000)"
 
@@ -43,28 +44,28 @@ struct HubScopeTests {
 
     @Test("each worker captures the pods of its node that the hub's scope selects; a new scope moves the capture")
     func scopePushedToWorkers() throws {
-        let web = try TestPod(tag: "hsw", subnet: 56, netns: "\(Self.shop).web-1")
+        let web = try TestPod(tag: "hsw", subnet: 56, netns: "\(Self.shop).front-1")
         defer { web.remove() }
-        let api = try TestPod(tag: "hsa", subnet: 57, netns: "\(Self.shop).api-0")
+        let api = try TestPod(tag: "hsa", subnet: 57, netns: "\(Self.shop).back-0")
         defer { api.remove() }
-        let db = try TestPod(tag: "hsd", subnet: 58, netns: "\(Self.other).db-0")
+        let db = try TestPod(tag: "hsd", subnet: 58, netns: "\(Self.other).store-0")
         defer { db.remove() }
-        // Node a has web-1 and db-0; node b has api-0.
-        let a = try WorkerAPITests.RunningWorker(["--pods", "--netns", "^(\(Self.shop)\\.web|\(Self.other)\\.)", "--refresh", "0.5"])
+        // Node a has front-1 and store-0; node b has back-0.
+        let a = try WorkerAPITests.RunningWorker(["--pods", "--netns", "^(\(Self.shop)\\.front|\(Self.other)\\.)", "--refresh", "0.5"])
         defer { _ = a.stop() }
-        let b = try WorkerAPITests.RunningWorker(["--pods", "--netns", "^\(Self.shop)\\.api", "--refresh", "0.5"])
+        let b = try WorkerAPITests.RunningWorker(["--pods", "--netns", "^\(Self.shop)\\.back", "--refresh", "0.5"])
         defer { _ = b.stop() }
         // Before a hub says anything, a worker that follows one captures nothing.
         #expect(try a.json("/api/stats")["capture"].flatMap { ($0 as? [String: Any])?["running"] as? Bool } == false)
         let node = try a.json("/api/node/pods")
         #expect(node["acceptsTargets"] as? Bool == true)
-        #expect(((node["pods"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }.sorted() == ["db-0", "web-1"])
+        #expect(((node["pods"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }.sorted() == ["front-1", "store-0"])
 
         let hub = try WorkerAPITests.RunningWorker(
             ["-n", Self.shop, "--worker", "a=\(a.base)", "--worker", "b=\(b.base)"],
             command: "hub", ready: "hub listening on", usesDataDirectory: false)
         defer { _ = hub.stop() }
-        let shopPods = ["a:\(Self.shop)/web-1", "b:\(Self.shop)/api-0"].sorted()
+        let shopPods = ["a:\(Self.shop)/front-1", "b:\(Self.shop)/back-0"].sorted()
         #expect(Self.waitForPods(hub, shopPods) == shopPods)
         #expect((try hub.json("/api/scope"))["namespaces"] as? [String] == [Self.shop])
         Thread.sleep(forTimeInterval: 0.5)
@@ -72,7 +73,7 @@ struct HubScopeTests {
         _ = try api.fetch("/hello.txt")
         _ = try db.fetch("/hello.txt")  // not in scope: never captured
         let shopEntries = WorkerAPITests.entries(try hub.ws(["--query", "http", "--want", "2", "--idle", "4"]))
-        #expect(Self.destinations(shopEntries) == ["\(Self.shop)/api-0", "\(Self.shop)/web-1"], "\(shopEntries)")
+        #expect(Self.destinations(shopEntries) == ["\(Self.shop)/back-0", "\(Self.shop)/front-1"], "\(shopEntries)")
         #expect(Set(shopEntries.compactMap { $0["worker"] as? String }) == ["a", "b"])
 
         // A bad scope is refused and changes nothing; a good one moves the capture at once.
@@ -80,22 +81,22 @@ struct HubScopeTests {
         #expect(badStatus == 400 && badBody.contains("not a regular expression"), "\(badStatus) \(badBody)")
         let (status, body) = try Self.putScope(hub, #"{"namespaces": ["\#(Self.other)"]}"#)
         #expect(status == 200, "\(body)")
-        #expect(Self.waitForPods(hub, ["a:\(Self.other)/db-0"]) == ["a:\(Self.other)/db-0"])
+        #expect(Self.waitForPods(hub, ["a:\(Self.other)/store-0"]) == ["a:\(Self.other)/store-0"])
         Thread.sleep(forTimeInterval: 0.5)
         _ = try db.fetch("/hello.txt?after-the-change")
         _ = try web.fetch("/hello.txt?after-the-change")  // out of scope now
         let later = WorkerAPITests.entries(try hub.ws(["--query", #"http and request.url.contains("after-the-change")"#,
                                                        "--want", "1", "--idle", "4"]))
-        #expect(Self.destinations(later) == ["\(Self.other)/db-0"], "\(later)")
+        #expect(Self.destinations(later) == ["\(Self.other)/store-0"], "\(later)")
     }
 
     @Test("a worker that restarts gets its targets again; a worker with fixed interfaces refuses targets")
     func restartAndFixedWorkers() throws {
-        let api = try TestPod(tag: "hsr", subnet: 59, netns: "\(Self.shop).api-1")
+        let api = try TestPod(tag: "hsr", subnet: 59, netns: "\(Self.shop).back-1")
         defer { api.remove() }
         let port = 20000 + Int((getpid() + 7) % 20000)
         let dir = NSTemporaryDirectory() + "ks-hubscope-\(getpid())"
-        let args = ["--pods", "--netns", "^\(Self.shop)\\.api-1$", "--refresh", "0.5"]
+        let args = ["--pods", "--netns", "^\(Self.shop)\\.back-1$", "--refresh", "0.5"]
         var b = try WorkerAPITests.RunningWorker(args, portArguments: ["--port", "\(port)"], dataDirectory: dir)
         defer { _ = b.stop() }  // whichever b runs at the end
         // On lo, with a filter that keeps the hub's own API calls out of the stream.
@@ -105,12 +106,12 @@ struct HubScopeTests {
             ["-n", Self.shop, "--worker", "b=\(b.base)", "--worker", "fixed=\(fixed.base)"],
             command: "hub", ready: "hub listening on", usesDataDirectory: false)
         defer { _ = hub.stop() }
-        let want = ["b:\(Self.shop)/api-1"]
+        let want = ["b:\(Self.shop)/back-1"]
         #expect(Self.waitForPods(hub, want) == want)
         // The fixed worker is left alone, and says why when asked directly.
         var put = URLRequest(url: URL(string: fixed.base + "/api/targets")!)
         put.httpMethod = "PUT"
-        put.httpBody = Data(#"{"pods": [{"name": "api-1", "namespace": "x"}]}"#.utf8)
+        put.httpBody = Data(#"{"pods": [{"name": "back-1", "namespace": "x"}]}"#.utf8)
         let (status, body) = try fixed.send(put)
         #expect(status == 409 && String(decoding: body, as: UTF8.self).contains("--pods"))
         // b restarts (nothing targeted at start); the hub notices and sends its targets again.
@@ -120,14 +121,14 @@ struct HubScopeTests {
         Thread.sleep(forTimeInterval: 0.5)
         _ = try api.fetch("/hello.txt?after-restart")
         let entries = WorkerAPITests.entries(try hub.ws(["--query", "http", "--want", "1", "--idle", "4"]))
-        #expect(Self.destinations(entries) == ["\(Self.shop)/api-1"], "\(entries)")
+        #expect(Self.destinations(entries) == ["\(Self.shop)/back-1"], "\(entries)")
     }
 
     @Test("--by-address: the worker captures the targets' addresses on 'any', and names them as the hub did")
     func byAddress() throws {
-        let web = try TestPod(tag: "hba", subnet: 60, netns: "\(Self.shop).web-7")
+        let web = try TestPod(tag: "hba", subnet: 60, netns: "\(Self.shop).front-7")
         defer { web.remove() }
-        let db = try TestPod(tag: "hbd", subnet: 61, netns: "\(Self.shop).db-7")
+        let db = try TestPod(tag: "hbd", subnet: 61, netns: "\(Self.shop).store-7")
         defer { db.remove() }
         // As in a cluster: no network namespace is known to this worker as a pod.
         let worker = try WorkerAPITests.RunningWorker(["--pods", "--by-address", "--netns", "^none$"])
