@@ -7,6 +7,14 @@ import Synchronization
 import FoundationNetworking
 #endif
 
+/// Where a hub learns, per worker, the pods to target when the workers' own
+/// nodes are not where it learns them (`hub --kube`: the cluster's pods by node).
+public protocol TargetSource: Sendable {
+    /// The pods in `scope` on each worker's node, by worker name (the node's name);
+    /// nil while not known yet (nothing is pushed then).
+    func targetsByWorker(scope: PodScope) async -> [String: [LocalPod]]?
+}
+
 /// A worker the hub talks to.
 public struct HubWorker: Sendable, Equatable {
     /// Short name shown in entries (`worker`) and statistics.
@@ -45,6 +53,8 @@ public final class HubService: Sendable {
     private let members: Mutex<[HubWorker]>
     /// The token given to workers that register (the hub's `--worker-token`).
     let workerToken: String?
+    /// The cluster's pods by node, when the hub follows a cluster; else each worker's node pods.
+    let targetSource: (any TargetSource)?
     let logger: Logger
     /// The hub's own access token (dashboard side), when it requires one.
     public let accessToken: String?
@@ -63,9 +73,10 @@ public final class HubService: Sendable {
     /// - Parameter scope: the pods to target on the workers that take their targets
     ///   from the hub (`kubeshark worker --pods`).
     public init(workers: [HubWorker], scope: PodScope = PodScope(), accessToken: String? = nil, workerToken: String? = nil,
-                logger: Logger = Logger(label: "hub")) {
+                targetSource: (any TargetSource)? = nil, logger: Logger = Logger(label: "hub")) {
         members = Mutex(workers)
         self.workerToken = workerToken
+        self.targetSource = targetSource
         scopeState = Mutex(scope)
         self.accessToken = accessToken
         self.logger = logger
@@ -248,9 +259,16 @@ public final class HubService: Sendable {
     /// Sends each worker that takes targets the pods of its node that the scope
     /// selects, when they differ from what it captures (so a worker that restarted,
     /// or a pod that came or went, is caught up). Returns one line per change.
+    /// The pods come from the target source (the cluster) when there is one, else
+    /// from each worker's own node (`/api/node/pods`).
     @discardableResult
     public func pushTargets() async -> [String] {
         let scope = self.scope
+        var byWorker: [String: [LocalPod]]?
+        if let targetSource {
+            guard let known = await targetSource.targetsByWorker(scope: scope) else { return [] }
+            byWorker = known
+        }
         var changes: [String] = []
         for worker in workers {
             let (status, body) = await get(worker, "/api/node/pods", timeout: 2)
@@ -261,7 +279,7 @@ public final class HubService: Sendable {
             if case .array(let names)? = node["targeted"] {
                 for case .string(let name) in names { current.insert(name) }
             }
-            let wanted = scope.targets(pods)
+            let wanted = byWorker.map { $0[worker.name] ?? [] } ?? scope.targets(pods)
             guard Set(wanted.map(\.qualifiedName)) != current else { continue }
             let message = JSONValue.object([JSONMember(key: "pods", value: .array(wanted.map(\.json)))])
             let (put, answer) = await send(worker, "PUT", "/api/targets", body: message.jsonBytes, timeout: 5)
