@@ -44,6 +44,9 @@ final class KubeTransport: Sendable {
                 tlsConfiguration: tls, redirectConfiguration: .disallow,
                 timeout: .init(connect: .seconds(10), read: read))
             configuration.dnsOverride = dnsOverride
+            // Fail at once when no connection can be made (a wrong CA would otherwise be retried
+            // until the connect timeout); the pod watch loop retries on its own, with backoff.
+            configuration.connectionPool.retryConnectionEstablishment = false
             return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         }
         client = make(read: self.requestTimeout)
@@ -160,18 +163,19 @@ final class KubeTransport: Sendable {
     func transportError(_ error: any Error) -> any Error {
         if error is CancellationError || error is KubeAPIError || error is KubeTransportError { return error }
         if let e = error as? HTTPClientError, e == .cancelled { return CancellationError() }
-        let text = "\(error)"
+        var text = "\(error)"
+        // BoringSSL's errors print as a long debug string; its reason code is what tells.
+        if let reason = text.firstMatch(of: /OPENSSL_internal:([A-Z0-9_]+)/)?.1 { text = "TLS failed: \(reason)" }
         var hint = ""
-        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed")
-            || text.contains("unable to get local issuer") || text.contains("ertificate") && text.contains("verif") {
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
             hint = " (the server's certificate is not signed by the certificate authority of \(config.source))"
         } else if text.contains("CERTIFICATE_REQUIRED") || text.contains("HANDSHAKE_FAILURE") || text.contains("BAD_CERTIFICATE") {
             hint = config.clientCertificatePEM == nil
                 ? " (the server asks for a client certificate and \(config.source) gives none)"
                 : " (the server refused the client certificate of user '\(config.userName)')"
-        } else if text.contains("hostname") || text.contains("Hostname") {
+        } else if text.localizedCaseInsensitiveContains("hostname") {
             hint = " (the server's certificate does not name \(config.tlsServerName ?? config.server.host ?? "the server"))"
         }
-        return KubeTransportError("cannot talk to \(base): \(text)\(hint)")
+        return KubeTransportError("cannot talk to \(config.server.absoluteString): \(text)\(hint)")
     }
 }
