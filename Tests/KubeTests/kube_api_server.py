@@ -170,7 +170,8 @@ def field_match(selector, pod):
     return True
 
 
-class API(BaseHTTPRequestHandler):
+class JSONHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, quiet, answering JSON; `state` is the cluster."""
     protocol_version = "HTTP/1.1"
     state = None
 
@@ -184,6 +185,9 @@ class API(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+class API(JSONHandler):
 
     def body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -433,20 +437,9 @@ class API(BaseHTTPRequestHandler):
     def do_DELETE(self): self.route("DELETE")
 
 
-class Control(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    state = None
-
-    def log_message(self, fmt, *args):
-        pass
-
+class Control(JSONHandler):
     def reply(self, obj, code=200):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(code, obj)
 
     def do_GET(self):
         with self.state.cond:
