@@ -119,6 +119,22 @@ struct WatchTests {
         #expect(lists.count == 2)
     }
 
+    @Test func aSilentWatchIsTakenUpAgainAfterTheIdleTimeout() async throws {
+        let server = try TestAPIServer()
+        try server.putPod("a")
+        let client = try KubeClient(config: server.config(), watchIdleTimeout: .milliseconds(800))
+        let (got, task) = Collected.start(client.podEvents(options: PodEventOptions(watchTimeoutSeconds: 60, retryDelay: .milliseconds(50))))
+        // Nothing changes: each watch goes silent, fails after 0.8 s and is opened again from the same resourceVersion.
+        #expect(await eventually { ((try? server.stats())?["watches"] as? [Any])?.count ?? 0 >= 3 })
+        let watches = try server.stats()["watches"] as? [[String: Any]] ?? []
+        #expect(Set(watches.map { $0["resourceVersion"] as? String ?? "" }).count == 1)
+        try server.putPod("b")
+        #expect(await eventually { await got.events.map(describe) == ["LISTED a", "ADDED b"] })
+        #expect((try server.stats()["lists"] as? [Any])?.count == 1)
+        task.cancel()
+        await client.shutdown()
+    }
+
     @Test func podEventsStopOnForbidden() async throws {
         let server = try TestAPIServer()
         try server.control("POST", "/config", ["forbid": ["pods"]])

@@ -12,10 +12,14 @@ public final class KubeClient: Sendable {
 
     /// - Parameters:
     ///   - requestTimeout: how long a request may wait for the answer's head, and a read may stall.
+    ///   - watchIdleTimeout: how long a watch may stay silent before it counts as lost (and
+    ///     `podEvents` resumes it); keep it above the watches' `timeoutSeconds`.
     ///   - maxResponseBytes: the largest list or object read (a larger answer is an error, not an allocation).
-    public init(config: KubeConfig, requestTimeout: Duration = .seconds(30), maxResponseBytes: Int = 64 << 20) throws {
+    public init(config: KubeConfig, requestTimeout: Duration = .seconds(30), watchIdleTimeout: Duration = .seconds(330),
+                maxResponseBytes: Int = 64 << 20) throws {
         self.config = config
-        transport = try KubeTransport(config: config, requestTimeout: requestTimeout, maxResponseBytes: maxResponseBytes)
+        transport = try KubeTransport(config: config, requestTimeout: requestTimeout, watchIdleTimeout: watchIdleTimeout,
+                                      maxResponseBytes: maxResponseBytes)
     }
 
     /// Closes the connections.

@@ -13,18 +13,18 @@ final class KubeTransport: Sendable {
     let auth: Authenticator
     /// Short requests: a read stalled for `requestTimeout` fails.
     private let client: HTTPClient
-    /// Watches: long-lived streams ended by the server's `timeoutSeconds`.
+    /// Watches: long-lived streams ended by the server's `timeoutSeconds`; a stream silent for
+    /// longer than the watch idle timeout (a connection lost without a close) fails.
     private let streamClient: HTTPClient
     private let base: String
     let requestTimeout: TimeAmount
     /// The largest answer read whole (lists, objects).
     let maxResponseBytes: Int
 
-    init(config: KubeConfig, requestTimeout: Duration, maxResponseBytes: Int) throws {
+    init(config: KubeConfig, requestTimeout: Duration, watchIdleTimeout: Duration, maxResponseBytes: Int) throws {
         self.config = config
         self.auth = Authenticator(config.credentials)
-        self.requestTimeout = .milliseconds(Int64(requestTimeout.components.seconds * 1000
-                                                  + requestTimeout.components.attoseconds / 1_000_000_000_000_000))
+        self.requestTimeout = Self.timeAmount(requestTimeout)
         self.maxResponseBytes = maxResponseBytes
         let tls = try Self.tlsConfiguration(config)
         var dnsOverride: [String: String] = [:]
@@ -50,11 +50,17 @@ final class KubeTransport: Sendable {
             return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         }
         client = make(read: self.requestTimeout)
-        streamClient = make(read: nil)
+        streamClient = make(read: Self.timeAmount(watchIdleTimeout))
+    }
+
+    static func timeAmount(_ d: Duration) -> TimeAmount {
+        .milliseconds(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
     }
 
     static func tlsConfiguration(_ config: KubeConfig) throws -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
+        // Closing a connection in the middle of a watch: don't wait 5 s for the server's close_notify.
+        tls.shutdownTimeout = .milliseconds(500)
         if let ca = config.certificateAuthorityPEM {
             do {
                 tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
