@@ -68,6 +68,7 @@ struct AuthTests {
             #!/bin/sh
             echo run >> "\(dir)/runs"
             [ "$KUBERNETES_EXEC_INFO" ] || exit 3
+            [ "$1 $2" = "get-token --cluster=dev" ] || exit 4
             echo '{"apiVersion":"'"$API"'","kind":"ExecCredential","status":{"token":"exec-token-1","expirationTimestamp":"'"$EXPIRY"'"}}'
             """, dir + "/plugin.sh")
         chmod(plugin, 0o755)
@@ -81,6 +82,7 @@ struct AuthTests {
                     exec:
                       apiVersion: \(apiVersion)
                       command: ./plugin.sh
+                      args: [get-token, --cluster=dev]
                       env: [{name: API, value: \(apiVersion)}, {name: EXPIRY, value: "\(expiry)"}]
                 contexts: [{name: c, context: {cluster: k, user: u}}]
                 """, dir + "/config")
@@ -109,6 +111,18 @@ struct AuthTests {
         chmod(write("#!/bin/sh\necho 'login required' >&2\nexit 2\n", dir + "/plugin.sh"), 0o755)
         config = try KubeConfig.load(kubeconfig: kubeconfig("client.authentication.k8s.io/v1", far), environment: [:])
         await #expect(throws: KubeConfigError("exec plugin \(dir)/plugin.sh of user 'u' in \(dir)/config exited with status 2: login required")) {
+            try await withClient(config) { try await $0.namespaces() }
+        }
+
+        // A plugin that is not installed: the kubeconfig's installHint says how to get it.
+        let missing = write("""
+            current-context: c
+            clusters: [{name: k, cluster: {server: "\(server.url)", certificate-authority: \(TestPKI.path("ca.crt"))}}]
+            users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: no-such-plugin, installHint: "install it from the vendor"}}}]
+            contexts: [{name: c, context: {cluster: k, user: u}}]
+            """, dir + "/missing")
+        config = try KubeConfig.load(kubeconfig: missing, environment: ["PATH": "/usr/bin:/bin"])
+        await #expect(throws: KubeConfigError("exec plugin 'no-such-plugin' of user 'u' in \(dir)/missing not found on PATH (install it from the vendor)")) {
             try await withClient(config) { try await $0.namespaces() }
         }
     }

@@ -77,6 +77,20 @@ struct KubeConfigTests {
         guard case .none = config.credentials else { Issue.record("credentials \(config.credentials)"); return }
     }
 
+    @Test func tokenFileIsRelativeToTheKubeconfig() throws {
+        let dir = tempDirectory()
+        _ = write("file-token\n", dir + "/token")
+        let path = write("""
+            current-context: c
+            clusters: [{name: k, cluster: {server: "https://h:1"}}]
+            users: [{name: u, user: {tokenFile: ./token}}]
+            contexts: [{name: c, context: {cluster: k, user: u}}]
+            """, dir + "/config")
+        let config = try KubeConfig.load(kubeconfig: path, environment: [:], home: "/nonexistent")
+        guard case .tokenFile(let file, _) = config.credentials else { Issue.record("\(config.credentials)"); return }
+        #expect(file == dir + "/token")
+    }
+
     @Test func missingContextNamesTheFile() throws {
         let path = baseConfig()
         #expect(throws: KubeConfigError("context 'staging' not found in \(path)")) {
