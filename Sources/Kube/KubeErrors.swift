@@ -55,7 +55,14 @@ public struct KubeAPIError: Error, CustomStringConvertible, Sendable, Equatable 
 /// large, a stream that broke), with the server's address in the message.
 public struct KubeTransportError: Error, CustomStringConvertible, Sendable {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// True when the connection failed or broke (worth retrying); false for answers
+    /// that cannot be read (too large, not the JSON expected), where retrying would not help.
+    public var connectionFailed: Bool
+
+    public init(_ description: String, connectionFailed: Bool = false) {
+        self.description = description
+        self.connectionFailed = connectionFailed
+    }
 }
 
 enum HTTPReason {

@@ -135,6 +135,27 @@ struct WatchTests {
         await client.shutdown()
     }
 
+    @Test func badWatchLinesEndTheWatchWithAClearError() async throws {
+        let server = try TestAPIServer()
+        let client = try KubeClient(config: server.config(), maxWatchEventBytes: 1000)
+        // Not an event: the sequence ends with the line quoted, and podEvents does not retry it.
+        let (events, eventsTask) = Collected.start(client.podEvents(options: PodEventOptions(retryDelay: .milliseconds(50))))
+        #expect(await eventually { ((try? server.stats())?["watches"] as? [Any])?.count == 1 })
+        try server.control("POST", "/inject", ["text": "this is not json\n"])
+        #expect(await eventually { await events.finished })
+        #expect("\(await events.error.map { "\($0)" } ?? "none")" == "watch sent a line that is not an event: this is not json")
+        #expect(((try server.stats())["watches"] as? [Any])?.count == 1)
+        eventsTask.cancel()
+        // A line longer than the bound (no newline in 5000 bytes): refused before it grows further.
+        let (long, longTask) = Collected.start(client.watchPods(resourceVersion: nil, timeoutSeconds: 30))
+        #expect(await eventually { ((try? server.stats())?["watches"] as? [Any])?.count == 2 })
+        try server.control("POST", "/inject", ["text": "x", "repeat": 5000])
+        #expect(await eventually { await long.finished })
+        #expect("\(await long.error.map { "\($0)" } ?? "none")" == "watch event longer than 1000 bytes")
+        longTask.cancel()
+        await client.shutdown()
+    }
+
     @Test func podEventsStopOnForbidden() async throws {
         let server = try TestAPIServer()
         try server.control("POST", "/config", ["forbid": ["pods"]])

@@ -33,7 +33,8 @@ Prints one JSON line {"port": N, "control": M} once listening. The control
 listener (plain HTTP on 127.0.0.1) lets a test change the cluster while
 watches are open: POST /pods (add or modify), DELETE /pods/NS/NAME, POST
 /expire (ERROR 410 to open watches, compaction), POST /compact, POST /drop
-(break open watch connections), POST /bookmark, POST /config ({"forbid":
+(break open watch connections), POST /bookmark, POST /inject
+({"text", "repeat"}: raw bytes into open watches), POST /config ({"forbid":
 [resources], "tokens": [...], "goneMode": "http"|"event"}), GET /stats.
 """
 import argparse
@@ -88,7 +89,8 @@ class State:
         self.events = []        # (rv, type, pod) for pods
         self.compacted = 0      # watches and continue tokens from rv < compacted get 410
         self.generation = 0     # bumped by /expire, /drop, /bookmark
-        self.signal = None      # ("expire"|"drop"|"bookmark", generation)
+        self.signal = None      # ("expire"|"drop"|"bookmark"|"inject", generation)
+        self.inject = b""       # raw bytes /inject writes into open watches
         self.tokens = set(tokens)
         self.forbid = set()
         self.gone_mode = "event"
@@ -421,6 +423,9 @@ class API(JSONHandler):
             elif signal and signal[0] == "expire":
                 self.chunk({"type": "ERROR", "object": status(410, "Expired", f"too old resource version: {cursor} ({compacted})")})
                 return self.end_chunks()
+            elif signal and signal[0] == "inject":
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(st.inject), st.inject))
+                self.wfile.flush()
             elif signal and signal[0] == "drop":
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -459,6 +464,10 @@ class Control(JSONHandler):
         if self.path in ("/expire", "/drop", "/bookmark"):
             st.send_signal(self.path[1:])
             return self.reply({"rv": st.rv})
+        if self.path == "/inject":
+            st.inject = body["text"].encode() * int(body.get("repeat", 1))
+            st.send_signal("inject")
+            return self.reply({})
         if self.path == "/compact":
             with st.cond:
                 st.compact()

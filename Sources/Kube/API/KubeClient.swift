@@ -15,11 +15,12 @@ public final class KubeClient: Sendable {
     ///   - watchIdleTimeout: how long a watch may stay silent before it counts as lost (and
     ///     `podEvents` resumes it); keep it above the watches' `timeoutSeconds`.
     ///   - maxResponseBytes: the largest list or object read (a larger answer is an error, not an allocation).
+    ///   - maxWatchEventBytes: the longest watch event line (an object is at most ~1.5 MiB in etcd).
     public init(config: KubeConfig, requestTimeout: Duration = .seconds(30), watchIdleTimeout: Duration = .seconds(330),
-                maxResponseBytes: Int = 64 << 20) throws {
+                maxResponseBytes: Int = 64 << 20, maxWatchEventBytes: Int = 16 << 20) throws {
         self.config = config
         transport = try KubeTransport(config: config, requestTimeout: requestTimeout, watchIdleTimeout: watchIdleTimeout,
-                                      maxResponseBytes: maxResponseBytes)
+                                      maxResponseBytes: maxResponseBytes, maxWatchEventBytes: maxWatchEventBytes)
     }
 
     /// Closes the connections.

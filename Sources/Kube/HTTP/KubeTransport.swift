@@ -20,12 +20,16 @@ final class KubeTransport: Sendable {
     let requestTimeout: TimeAmount
     /// The largest answer read whole (lists, objects).
     let maxResponseBytes: Int
+    /// The longest watch event line accepted.
+    let maxWatchEventBytes: Int
 
-    init(config: KubeConfig, requestTimeout: Duration, watchIdleTimeout: Duration, maxResponseBytes: Int) throws {
+    init(config: KubeConfig, requestTimeout: Duration, watchIdleTimeout: Duration, maxResponseBytes: Int,
+         maxWatchEventBytes: Int) throws {
         self.config = config
         self.auth = Authenticator(config.credentials)
         self.requestTimeout = Self.timeAmount(requestTimeout)
         self.maxResponseBytes = maxResponseBytes
+        self.maxWatchEventBytes = maxWatchEventBytes
         let tls = try Self.tlsConfiguration(config)
         var dnsOverride: [String: String] = [:]
         var components = URLComponents(url: config.server, resolvingAgainstBaseURL: false)!
@@ -182,6 +186,6 @@ final class KubeTransport: Sendable {
         } else if text.localizedCaseInsensitiveContains("hostname") {
             hint = " (the server's certificate does not name \(config.tlsServerName ?? config.server.host ?? "the server"))"
         }
-        return KubeTransportError("cannot talk to \(config.server.absoluteString): \(text)\(hint)")
+        return KubeTransportError("cannot talk to \(config.server.absoluteString): \(text)\(hint)", connectionFailed: true)
     }
 }

@@ -57,7 +57,7 @@ struct PodEventLoop: Sendable {
 
     static func retryable(_ error: any Error) -> Bool {
         if let api = error as? KubeAPIError { return api.code == 429 || api.code >= 500 }
-        return error is KubeTransportError && !"\(error)".contains("is not a") && !"\(error)".contains("longer than")
+        return (error as? KubeTransportError)?.connectionFailed == true
     }
 
     private func run(_ out: AsyncThrowingStream<PodEvent, any Error>.Continuation) async throws {

@@ -13,16 +13,13 @@ public enum WatchEvent<Object: Sendable>: Sendable {
 
 /// Reads one watch connection: newline-delimited JSON events, each line bounded.
 enum WatchStream<Object: Decodable & Sendable> {
-    /// The longest event line accepted (an object is at most ~1.5 MiB in etcd).
-    static var maxLineBytes: Int { 16 << 20 }
-
     static func open(transport: KubeTransport, path: String,
                      query: [(String, String)]) -> AsyncThrowingStream<WatchEvent<Object>, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
                     let response = try await transport.openStream(path, query: query)
-                    var lines = LineSplitter(maxLine: maxLineBytes)
+                    var lines = LineSplitter(maxLine: transport.maxWatchEventBytes)
                     do {
                         for try await chunk in response.body {
                             for line in try lines.append(chunk) {
