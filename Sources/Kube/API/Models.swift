@@ -111,6 +111,7 @@ public struct Pod: Codable, Sendable, Equatable {
     }
 }
 
+/// `spec` of a pod (the fields the tap reads; the names are Kubernetes').
 public struct PodSpec: Codable, Sendable, Equatable {
     public struct Container: Codable, Sendable, Equatable {
         public var name: String
@@ -127,6 +128,7 @@ public struct PodSpec: Codable, Sendable, Equatable {
     }
 }
 
+/// `status` of a pod: phase, addresses, conditions and container states.
 public struct PodStatus: Codable, Sendable, Equatable {
     public struct PodIP: Codable, Sendable, Equatable { public var ip: String }
     public var phase: String?
@@ -144,6 +146,7 @@ public struct PodStatus: Codable, Sendable, Equatable {
     }
 }
 
+/// One of `status.conditions` (PodScheduled, Initialized, ContainersReady, Ready).
 public struct PodCondition: Codable, Sendable, Equatable {
     public var type: String
     public var status: String
@@ -151,6 +154,7 @@ public struct PodCondition: Codable, Sendable, Equatable {
     public var message: String?
 }
 
+/// One of `status.containerStatuses`: readiness and the waiting/running/terminated state.
 public struct ContainerStatus: Codable, Sendable, Equatable {
     public struct State: Codable, Sendable, Equatable {
         public struct Waiting: Codable, Sendable, Equatable { public var reason: String?; public var message: String? }

@@ -1,6 +1,9 @@
 import Foundation
 
 /// A pod a worker captures: what the hub sends the worker of its node.
+///
+/// Encoded with `JSONEncoder` it has the keys the worker's `PUT /api/targets` reads
+/// (`name`, `namespace`, `labels`, `ips`).
 public struct TargetPod: Sendable, Equatable, Codable {
     public var name: String
     public var namespace: String
