@@ -25,6 +25,11 @@ struct AuthTests {
             #expect(error.description.contains(server.url))
         }
         #expect((try server.stats()["lists"] as? [Any])?.isEmpty == true)
+        // insecure-skip-tls-verify: no verification at all.
+        var insecure = server.config(ca: "other-ca.crt")
+        insecure.certificateAuthorityPEM = nil
+        insecure.insecureSkipTLSVerify = true
+        #expect(try await withClient(insecure) { try await $0.namespaces() }.count >= 2)
     }
 
     @Test func clientCertificateIsRequiredAndAccepted() async throws {

@@ -156,6 +156,25 @@ struct WatchTests {
         await client.shutdown()
     }
 
+    @Test func serverErrorsAreRetried() async throws {
+        let server = try TestAPIServer()
+        try server.putPod("a")
+        try server.control("POST", "/config", ["failLists": 2])
+        try await withClient(server.config()) { client in
+            // A single request reports the 500 as it came.
+            await #expect(throws: KubeAPIError(code: 500, reason: "InternalError", message: "Internal error occurred: etcdserver: leader changed",
+                                               status: Status(status: "Failure", message: "Internal error occurred: etcdserver: leader changed",
+                                                              reason: "InternalError", code: 500))) {
+                try await client.listPods()
+            }
+            // The event loop waits and lists again.
+            let (got, task) = Collected.start(client.podEvents(options: PodEventOptions(retryDelay: .milliseconds(50))))
+            defer { task.cancel() }
+            #expect(await eventually { await got.events.map(describe) == ["LISTED a"] })
+        }
+        #expect((try server.stats()["lists"] as? [Any])?.count == 3)
+    }
+
     @Test func podEventsStopOnForbidden() async throws {
         let server = try TestAPIServer()
         try server.control("POST", "/config", ["forbid": ["pods"]])

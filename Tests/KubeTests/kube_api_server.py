@@ -35,7 +35,7 @@ watches are open: POST /pods (add or modify), DELETE /pods/NS/NAME, POST
 /expire (ERROR 410 to open watches, compaction), POST /compact, POST /drop
 (break open watch connections), POST /bookmark, POST /inject
 ({"text", "repeat"}: raw bytes into open watches), POST /config ({"forbid":
-[resources], "tokens": [...], "goneMode": "http"|"event"}), GET /stats.
+[resources], "tokens": [...], "goneMode": "http"|"event", "failLists": N}), GET /stats.
 """
 import argparse
 import base64
@@ -94,6 +94,7 @@ class State:
         self.tokens = set(tokens)
         self.forbid = set()
         self.gone_mode = "event"
+        self.fail_lists = 0     # the next N lists answer 500 InternalError
         self.stats = {"lists": [], "watches": [], "deletes": [], "applies": [], "creates": [], "unauthorized": 0}
 
     def next_rv(self):
@@ -337,6 +338,9 @@ class API(JSONHandler):
                                       "continue": q.get("continue"), "labelSelector": q.get("labelSelector"),
                                       "fieldSelector": q.get("fieldSelector")})
             start, rv = 0, st.rv
+            if st.fail_lists > 0:
+                st.fail_lists -= 1
+                return self.send_json(500, status(500, "InternalError", "Internal error occurred: etcdserver: leader changed"))
             if q.get("continue"):
                 try:
                     token = json.loads(base64.b64decode(q["continue"]))
@@ -478,6 +482,8 @@ class Control(JSONHandler):
                     st.forbid = set(body["forbid"])
                 if "tokens" in body:
                     st.tokens = set(body["tokens"])
+                if "failLists" in body:
+                    st.fail_lists = int(body["failLists"])
                 if "goneMode" in body:
                     st.gone_mode = body["goneMode"]
             return self.reply({})
