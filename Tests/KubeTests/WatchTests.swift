@@ -50,7 +50,8 @@ struct WatchTests {
             let list = try await client.listPods()
             let (got, task) = Collected.start(client.watchPods(resourceVersion: list.resourceVersion, timeoutSeconds: 30))
             defer { task.cancel() }
-            try await Task.sleep(for: .milliseconds(300))
+            // Bookmarks go to the watches open when asked for: wait for this one.
+            #expect(await eventually { ((try? server.stats())?["watches"] as? [Any])?.count == 1 })
             try server.putPod("b")
             try server.putPod("a", phase: "Failed")
             try server.deletePod("b")
