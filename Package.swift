@@ -35,7 +35,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        // The Kubernetes client: kubeconfig (YAML), HTTPS to the API server with the cluster's CA.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // The stable ABI: one C header and nothing else.
@@ -84,6 +87,20 @@ let package = Package(
             name: "Deploy",
             dependencies: ["Host", .product(name: "Yams", package: "Yams")],
             path: "Sources/Deploy"
+        ),
+        // The Kubernetes client: kubeconfig and in-cluster config, the API over HTTPS,
+        // pod lists and watches, server-side apply, and scoping on the cluster's pods.
+        .target(
+            name: "Kube",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Sources/Kube"
         ),
         .executableTarget(
             name: "kubeshark",
@@ -137,6 +154,12 @@ let package = Package(
             dependencies: ["TestKit", "Host", "Worker"],
             path: "Tests/WorkerTests",
             exclude: ["ws_client.py", "dashboard_driver.py"]
+        ),
+        .testTarget(
+            name: "KubeTests",
+            dependencies: ["TestKit", "Kube"],
+            path: "Tests/KubeTests",
+            exclude: ["kube_api_server.py"]
         ),
     ]
 )
