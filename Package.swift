@@ -108,6 +108,7 @@ let package = Package(
                 "Host",
                 "Worker",
                 "Deploy",
+                "Kube",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Host
 import Logging
+import Kube
 import Worker
 
 #if canImport(Glibc)
@@ -39,7 +40,24 @@ struct HubCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, warning, error.")
     var logLevel = "warning"
 
+    @Flag(name: .customLong("kube"),
+          help: "Follow a Kubernetes cluster: watch its pods and send each node's worker the targeted pods there.")
+    var kube = false
+
+    @Option(name: .customLong("kubeconfig"), help: "With --kube: the kubeconfig (default: $KUBECONFIG, ~/.kube/config, else in-cluster).")
+    var kubeconfig: String?
+
+    @Option(name: .customLong("context"), help: "With --kube: the kubeconfig context (default: its current one).")
+    var context: String?
+
+    @Option(name: [.customShort("s"), .customLong("release-namespace")],
+            help: "With --kube: the namespace of the deployment, whose kubeshark-config-map holds the scope (default: the context's).")
+    var releaseNamespace: String?
+
     func validate() throws {
+        if !kube && (kubeconfig != nil || context != nil || releaseNamespace != nil) {
+            throw ValidationError("--kubeconfig, --context and --release-namespace go with --kube")
+        }
         for (i, w) in workers.enumerated() where HubWorker.parse(w, index: i) == nil {
             throw ValidationError("--worker '\(w)' is not [NAME=]http://HOST:PORT")
         }
@@ -54,8 +72,35 @@ struct HubCommand: AsyncParsableCommand {
             return worker
         }
         let accessToken = WorkerAPI.accessToken(given: token, host: host)
-        let hub = HubService(workers: links, scope: scopeOptions.scope, accessToken: accessToken, workerToken: workerToken,
-                             logger: logger)
+        var cluster: ClusterTargets?
+        var scope = scopeOptions.scope
+        var scopeVersion: String?
+        if kube {
+            let client: KubeClient
+            do {
+                let config = try KubeConfig.automatic(kubeconfig: kubeconfig, context: context)
+                client = try KubeClient(config: config)
+                cluster = ClusterTargets(client: client, releaseNamespace: releaseNamespace ?? config.namespace)
+            } catch {
+                throw fail("hub --kube: \(error)")
+            }
+            // The deployment's ConfigMap, when there is one, holds the scope.
+            do {
+                if let (configured, version) = try await cluster!.configuredScope() {
+                    scope = configured
+                    scopeVersion = version
+                }
+            } catch {
+                await cluster?.stop()
+                throw fail("hub --kube: reading the scope in \(cluster!.releaseNamespace)/kubeshark-config-map: \(error)")
+            }
+            await cluster!.start()
+            warn("hub: following the cluster's pods (\(cluster!.releaseNamespace)); scope: regex \(scope.podRegex), "
+                + "namespaces \(scope.namespaces.isEmpty ? "all" : scope.namespaces.joined(separator: ",")), "
+                + "excluded \(scope.excludedNamespaces.isEmpty ? "none" : scope.excludedNamespaces.joined(separator: ","))")
+        }
+        let hub = HubService(workers: links, scope: scope, accessToken: accessToken, workerToken: workerToken,
+                             targetSource: cluster, logger: logger)
         // Pods come and go on the workers' nodes, and workers restart: compare and push every second.
         let pusher = Task.detached {
             while !Task.isCancelled {
@@ -64,6 +109,32 @@ struct HubCommand: AsyncParsableCommand {
             }
         }
         defer { pusher.cancel() }
+        // An edit of the ConfigMap (kubectl edit, helm upgrade) changes the scope; PUT /api/scope
+        // holds until the ConfigMap changes again.
+        let watchedScope = Task.detached { [cluster, scopeVersion] in
+            guard let cluster else { return }
+            var version = scopeVersion
+            var lastFailure: String?
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 5_000_000_000)
+                do {
+                    if let (configured, v) = try await cluster.configuredScope(), v != version {
+                        version = v
+                        hub.setScope(configured)
+                        warn("hub: the scope changed in kubeshark-config-map: regex \(configured.podRegex)")
+                    }
+                    lastFailure = nil
+                } catch {
+                    if "\(error)" != lastFailure { warn("hub: cannot read kubeshark-config-map: \(error)") }
+                    lastFailure = "\(error)"
+                }
+                if let failure = await cluster.failure, failure != lastFailure {
+                    warn("hub: the pod watch stopped: \(failure)")
+                    lastFailure = failure
+                }
+            }
+        }
+        defer { watchedScope.cancel() }
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
@@ -75,6 +146,10 @@ struct HubCommand: AsyncParsableCommand {
         let app = HubAPI.makeApplication(hub: hub, host: host, port: port) { port in
             warn("hub listening on http://\(listen):\(port)\(tokenQuery) (workers: \(names))")
         }
-        do { try await app.runService() } catch { throw fail("hub: \(error)") }
+        do { try await app.runService() } catch {
+            await cluster?.stop()
+            throw fail("hub: \(error)")
+        }
+        await cluster?.stop()
     }
 }

@@ -1,0 +1,183 @@
+import Foundation
+import Kube
+import TestKit
+import Testing
+
+/// `kubeshark hub --kube` against the stand-in API server: it reads the scope
+/// from the deployment's ConfigMap, watches the cluster's pods, and sends each
+/// node's worker (real `kubeshark worker --pods --by-address` processes that
+/// registered with it) the targeted pods there; the workers capture real
+/// traffic of network-namespace "pods" whose addresses the API server reports.
+@Suite("hub --kube", .serialized, .enabled(if: getuid() == 0, "needs root for network namespaces and capture"))
+struct ClusterHubTests {
+    /// A kubeshark process whose stderr goes to a file; `base` is the URL it printed.
+    final class Running {
+        let process = Process()
+        let log: String
+        var base = ""
+
+        init(_ arguments: [String], ready: String) throws {
+            log = NSTemporaryDirectory() + "ks-clusterhub-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.executableURL = URL(fileURLWithPath: TestProcess.kubeshark)
+            process.arguments = arguments
+            process.standardError = FileHandle(forWritingAtPath: log)
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            for _ in 0..<200 {
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                if text.contains(ready), let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
+                    base = String(text[r])
+                    return
+                }
+                if !process.isRunning { break }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            stop()
+            throw StartFailure(description: "\(arguments.first ?? "") did not start: \(text)")
+        }
+
+        var text: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+        func stop() {
+            kill(process.processIdentifier, SIGTERM)
+            for _ in 0..<100 where process.isRunning { Thread.sleep(forTimeInterval: 0.05) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(atPath: log)
+        }
+
+        func json(_ path: String) -> Any? {
+            let r = try? TestProcess.run("/usr/bin/curl", ["-s", "-m", "5", base + path])
+            return r.flatMap { try? JSONSerialization.jsonObject(with: Data($0.stdout.utf8)) }
+        }
+    }
+
+    struct StartFailure: Error, CustomStringConvertible { var description: String }
+
+    /// "worker:namespace/name" of every pod the hub's workers capture, sorted.
+    static func targeted(_ hub: Running) -> [String] {
+        ((hub.json("/api/pods") as? [[String: Any]]) ?? [])
+            .map { "\($0["worker"] ?? ""):\($0["namespace"] ?? "")/\($0["name"] ?? "")" }.sorted()
+    }
+
+    static func waitFor(_ hub: Running, _ want: [String]) -> [String] {
+        var seen: [String] = []
+        for _ in 0..<60 {
+            seen = targeted(hub)
+            if seen == want { break }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+        return seen
+    }
+
+    /// Entries' destinations ("namespace/name") through the hub's WebSocket.
+    static func destinations(_ hub: Running, query: String, want: Int) throws -> [String] {
+        let client = TestProcess.repoRoot.appendingPathComponent("Tests/WorkerTests/ws_client.py").path
+        let r = try TestProcess.run("/usr/bin/python3", [client, hub.base, "--query", query, "--want", "\(want)", "--idle", "4"])
+        let messages = r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return messages.filter { $0["type"] as? String == "entry" }.compactMap { $0["entry"] as? [String: Any] }
+            .compactMap { ($0["dst"] as? [String: Any]).map { "\($0["namespace"] ?? "")/\($0["name"] ?? "")" } }.sorted()
+    }
+
+    @Test("the hub follows the cluster's pods and its ConfigMap's scope, and each node's worker captures its targets")
+    func hubFollowsCluster() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let web = try TestPod(tag: "chw", subnet: 65, netns: "kschub\(getpid() % 10000)-a")
+        defer { web.remove() }
+        let api = try TestPod(tag: "cha", subnet: 66, netns: "kschub\(getpid() % 10000)-b")
+        defer { api.remove() }
+        let late = try TestPod(tag: "chl", subnet: 67, netns: "kschub\(getpid() % 10000)-c")
+        defer { late.remove() }
+        // The cluster: web-1 on node-a, api-0 on node-b (in scope), db-0 elsewhere (not).
+        try server.putPod("web-1", namespace: "shop", node: "node-a", ip: web.podAddress)
+        try server.putPod("api-0", namespace: "shop", node: "node-b", ip: api.podAddress)
+        try server.putPod("db-0", namespace: "other", node: "node-a", ip: late.podAddress)
+        let kubeconfig = NSTemporaryDirectory() + "ks-clusterhub-\(getpid()).kubeconfig"
+        defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: test
+              cluster: {server: "\(server.url)", certificate-authority: "\(TestPKI.path("ca.crt"))"}
+            users:
+            - name: hub
+              user: {token: test-token}
+            contexts:
+            - name: test
+              context: {cluster: test, user: hub, namespace: kubeshark}
+            current-context: test
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        // The deployment's ConfigMap: namespace shop only.
+        try await withClient(server.config()) { client in
+            _ = try await client.apply(KubeObject(yaml: """
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: kubeshark-config-map, namespace: kubeshark}
+                data: {POD_REGEX: ".*", NAMESPACES: shop, EXCLUDED_NAMESPACES: ""}
+                """))
+        }
+        let hub = try Running(["hub", "--kube", "--kubeconfig", kubeconfig, "--port", "0"], ready: "hub listening on")
+        defer { hub.stop() }
+        #expect(hub.text.contains("scope: regex .*, namespaces shop"), "\(hub.text)")
+        var workers: [Running] = []
+        let directories = ["node-a", "node-b"].map { NSTemporaryDirectory() + "ks-clusterhub-\($0)-\(getpid())" }
+        defer {
+            workers.forEach { $0.stop() }
+            directories.forEach { try? FileManager.default.removeItem(atPath: $0) }
+        }
+        for (node, dir) in zip(["node-a", "node-b"], directories) {
+            workers.append(try Running(["worker", "--pods", "--by-address", "--netns", "^none$", "--name", node, "--port", "0",
+                                        "--data-dir", dir, "--hub", hub.base, "--hub-interval", "0.3"], ready: "listening on"))
+        }
+        let want = ["node-a:shop/web-1", "node-b:shop/api-0"]
+        #expect(Self.waitFor(hub, want) == want, "\(hub.text)")
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try web.fetch("/hello.txt?cluster")
+        _ = try api.fetch("/hello.txt?cluster")
+        _ = try late.fetch("/hello.txt?cluster")  // db-0's address: out of scope
+        let seen = try Self.destinations(hub, query: "http", want: 2)
+        #expect(seen == ["shop/api-0", "shop/web-1"], "\(seen)")
+
+        // A pod that starts later on node-b is targeted there; the watch brings it.
+        try server.putPod("late-2", namespace: "shop", node: "node-b", ip: late.podAddress)
+        let withLate = ["node-a:shop/web-1", "node-b:shop/api-0", "node-b:shop/late-2"]
+        #expect(Self.waitFor(hub, withLate) == withLate, "\(hub.text)")
+        // An edit of the ConfigMap changes the scope (read every 5 seconds).
+        try await withClient(server.config()) { client in
+            _ = try await client.apply(KubeObject(yaml: """
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: kubeshark-config-map, namespace: kubeshark}
+                data: {POD_REGEX: "^api", NAMESPACES: shop, EXCLUDED_NAMESPACES: ""}
+                """))
+        }
+        var narrowed: [String] = []
+        for _ in 0..<4 where narrowed != ["node-b:shop/api-0"] {
+            narrowed = Self.waitFor(hub, ["node-b:shop/api-0"])
+        }
+        #expect(narrowed == ["node-b:shop/api-0"], "\(hub.text)")
+    }
+
+    @Test("hub --kube without access to the cluster fails with one line naming the cause")
+    func noAccess() throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let kubeconfig = NSTemporaryDirectory() + "ks-clusterhub-bad-\(getpid()).kubeconfig"
+        defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: test, cluster: {server: "\(server.url)", certificate-authority: "\(TestPKI.path("ca.crt"))"}}]
+            users: [{name: hub, user: {token: wrong-token}}]
+            contexts: [{name: test, context: {cluster: test, user: hub}}]
+            current-context: test
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let r = try TestProcess.run(TestProcess.kubeshark, ["hub", "--kube", "--kubeconfig", kubeconfig, "--port", "0"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("hub --kube") && r.stderr.contains("401"), "\(r.stderr)")
+        let missing = try TestProcess.run(TestProcess.kubeshark, ["hub", "--kube", "--kubeconfig", "/nonexistent/config", "--port", "0"])
+        #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/config"), "\(missing.stderr)")
+    }
+}
