@@ -60,13 +60,37 @@ struct DeploymentOptions: ParsableArguments {
 
     /// Defaults, the config file, these flags, then `--set`; checked.
     func resolve() throws -> DeployConfig {
+        let scope = scopeOptions.scope
+        let choices = DeploymentChoices(
+            regex: scopeOptions.podRegex, namespaces: scope.namespaces, excludedNamespaces: scope.excludedNamespaces,
+            releaseNamespace: releaseNamespace, storageLimit: storageLimit, capture: capture, plugins: plugins,
+            pluginImages: pluginImages, registry: registry, tag: tag, tls: tls)
+        return try choices.resolve(configOptions)
+    }
+}
+
+/// The flags of `tap`/`manifests` that shape a deployment (nil or empty: not given).
+struct DeploymentChoices {
+    var regex: String?
+    var namespaces: [String] = []
+    var excludedNamespaces: [String] = []
+    var releaseNamespace: String?
+    var storageLimit: String?
+    var capture: String?
+    var plugins: String?
+    var pluginImages: [String] = []
+    var registry: String?
+    var tag: String?
+    var tls: Bool?
+
+    /// Defaults, the config file, these choices, then `--set`; checked.
+    func resolve(_ configOptions: ConfigOptions) throws -> DeployConfig {
         var config = try configOptions.load()
         do {
-            let scope = scopeOptions.scope
-            if scopeOptions.podRegex != nil { try config.set("tap.regex", text: scope.podRegex) }
-            if !scope.namespaces.isEmpty { try config.replace("tap.namespaces", with: .array(scope.namespaces.map { .string($0) })) }
-            if !scope.excludedNamespaces.isEmpty {
-                try config.replace("tap.excludedNamespaces", with: .array(scope.excludedNamespaces.map { .string($0) }))
+            if let regex { try config.set("tap.regex", text: regex) }
+            if !namespaces.isEmpty { try config.replace("tap.namespaces", with: .array(namespaces.map { .string($0) })) }
+            if !excludedNamespaces.isEmpty {
+                try config.replace("tap.excludedNamespaces", with: .array(excludedNamespaces.map { .string($0) }))
             }
             if let releaseNamespace { try config.set("tap.release.namespace", text: releaseNamespace) }
             if let storageLimit { try config.set("tap.storageLimit", text: storageLimit) }

@@ -44,18 +44,14 @@ struct HubCommand: AsyncParsableCommand {
           help: "Follow a Kubernetes cluster: watch its pods and send each node's worker the targeted pods there.")
     var kube = false
 
-    @Option(name: .customLong("kubeconfig"), help: "With --kube: the kubeconfig (default: $KUBECONFIG, ~/.kube/config, else in-cluster).")
-    var kubeconfig: String?
-
-    @Option(name: .customLong("context"), help: "With --kube: the kubeconfig context (default: its current one).")
-    var context: String?
+    @OptionGroup var cluster: ClusterOptions
 
     @Option(name: [.customShort("s"), .customLong("release-namespace")],
             help: "With --kube: the namespace of the deployment, whose kubeshark-config-map holds the scope (default: the context's).")
     var releaseNamespace: String?
 
     func validate() throws {
-        if !kube && (kubeconfig != nil || context != nil || releaseNamespace != nil) {
+        if !kube && (cluster.kubeconfig != nil || cluster.context != nil || releaseNamespace != nil) {
             throw ValidationError("--kubeconfig, --context and --release-namespace go with --kube")
         }
         for (i, w) in workers.enumerated() where HubWorker.parse(w, index: i) == nil {
@@ -76,14 +72,8 @@ struct HubCommand: AsyncParsableCommand {
         var scope = scopeOptions.scope
         var scopeVersion: String?
         if kube {
-            let client: KubeClient
-            do {
-                let config = try KubeConfig.automatic(kubeconfig: kubeconfig, context: context)
-                client = try KubeClient(config: config)
-                cluster = ClusterTargets(client: client, releaseNamespace: releaseNamespace ?? config.namespace)
-            } catch {
-                throw fail("hub --kube: \(error)")
-            }
+            let (client, config) = try self.cluster.client()
+            cluster = ClusterTargets(client: client, releaseNamespace: releaseNamespace ?? config.namespace)
             // The deployment's ConfigMap, when there is one, holds the scope.
             do {
                 if let (configured, version) = try await cluster!.configuredScope() {

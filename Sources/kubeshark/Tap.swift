@@ -45,12 +45,24 @@ struct Tap: AsyncParsableCommand {
 
     @OptionGroup var pluginOptions: PluginOptions
 
+    @OptionGroup(title: "Into a Kubernetes cluster") var clusterTap: ClusterTapOptions
+
     func validate() throws {
         guard StorageQuantity(storageLimit) != nil else { throw ValidationError("--storage-limit: '\(storageLimit)' is not a quantity") }
     }
 
     func run() async throws {
         pluginOptions.bootstrapLogging()
+        if clusterTap.kube {
+            let scope = scopeOptions.scope
+            let choices = DeploymentChoices(
+                regex: scopeOptions.podRegex, namespaces: scope.namespaces, excludedNamespaces: scope.excludedNamespaces,
+                releaseNamespace: clusterTap.releaseNamespace, storageLimit: storageLimit,
+                capture: live.backend.rawValue, plugins: pluginOptions.plugins, pluginImages: clusterTap.pluginImages,
+                registry: clusterTap.registry, tag: clusterTap.tag)
+            try await clusterTap.run(config: try choices.resolve(clusterTap.configOptions), dryRun: dryRun)
+            return
+        }
         let scope = scopeOptions.scope
         let nodePods = self.nodePods
         let (overrides, pods) = try nodePods.start()

@@ -1,3 +1,4 @@
+import Foundation
 import Host
 
 /// The Kubernetes objects of a deployment, from its configuration: what
@@ -118,10 +119,14 @@ public struct Manifests: Sendable {
         ])
     }
 
+    static func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+
     var secretObject: JSONValue {
         object("v1", "Secret", metadata(Self.secret), [
             ("type", .string("Opaque")),
-            ("stringData", obj([("HUB_TOKEN", .string(hubToken)), ("WORKER_TOKEN", .string(workerToken))])),
+            // `data` (base64), not `stringData`: what the API server stores and gives back, so a
+            // later tap can read the tokens again.
+            ("data", obj([("HUB_TOKEN", .string(Self.base64(hubToken))), ("WORKER_TOKEN", .string(Self.base64(workerToken)))])),
         ])
     }
 
