@@ -3,6 +3,7 @@ import Deploy
 import Foundation
 import Host
 import Kube
+import Logging
 import Worker
 
 /// Which cluster: `--kubeconfig` and `--context` (else $KUBECONFIG, ~/.kube/config, or in-cluster).
@@ -53,17 +54,35 @@ struct ClusterDeployment {
         return out
     }
 
+    /// The tokens in the deployment's Secret, when it exists.
+    func storedTokens() async throws -> (hub: String?, worker: String?) {
+        guard let secret = try await client.get(apiVersion: "v1", kind: "Secret", name: Manifests.secret, namespace: namespace)
+        else { return (nil, nil) }
+        func decoded(_ key: String) -> String? {
+            secret.string(at: "data.\(key)").flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+        }
+        return (decoded("HUB_TOKEN"), decoded("WORKER_TOKEN"))
+    }
+
+    /// Serves the hub's dashboard on `host:port` through the API server until stopped.
+    func proxy(host: String, port: Int) async throws {
+        guard let token = try await storedTokens().hub else {
+            throw fail("no \(namespace)/\(Manifests.secret) with the hub's token: is kubeshark deployed in \(namespace)? (-s)")
+        }
+        var logger = Logger(label: "proxy")
+        logger.logLevel = .warning
+        let app = DashboardProxy.application(client: client, namespace: namespace, service: Manifests.hub, hubToken: token,
+                                             host: host, port: port, logger: logger) { port in
+            warn("proxy: the dashboard at http://\(host):\(port)/ (through the API server to \(namespace)/\(Manifests.hub))")
+        }
+        try await app.runService()
+    }
+
     /// Applies every object (server-side apply), keeping the tokens of an existing Secret.
     func apply(report: (String) -> Void) async throws -> Manifests {
-        var hubToken = WorkerAPI.accessToken(given: nil, host: "0.0.0.0") ?? ""
-        var workerToken = WorkerAPI.accessToken(given: nil, host: "0.0.0.0") ?? ""
-        if let secret = try await client.get(apiVersion: "v1", kind: "Secret", name: Manifests.secret, namespace: namespace) {
-            func decoded(_ key: String) -> String? {
-                secret.string(at: "data.\(key)").flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
-            }
-            hubToken = decoded("HUB_TOKEN") ?? hubToken
-            workerToken = decoded("WORKER_TOKEN") ?? workerToken
-        }
+        let stored = try await storedTokens()
+        let hubToken = stored.hub ?? WorkerAPI.accessToken(given: nil, host: "0.0.0.0") ?? ""
+        let workerToken = stored.worker ?? WorkerAPI.accessToken(given: nil, host: "0.0.0.0") ?? ""
         let manifests = Manifests(config: config, hubToken: hubToken, workerToken: workerToken)
         for object in manifests.objects {
             let applied = try await client.apply(try KubeObject(json: object.jsonBytes))
@@ -169,6 +188,9 @@ struct ClusterTapOptions: ParsableArguments {
     @Option(name: .customLong("ready-timeout"), help: "With --kube: seconds to wait for the hub and the workers.")
     var readyTimeout = 120
 
+    @Flag(inversion: .prefixedNo, help: "With --kube: once ready, serve the dashboard on --proxy-host:--proxy-front-port through the API server.")
+    var proxy = true
+
     @OptionGroup var configOptions: ConfigOptions
 
     func validate() throws {
@@ -179,7 +201,7 @@ struct ClusterTapOptions: ParsableArguments {
     }
 
     /// The dry run, or apply, wait, and say how to reach the dashboard.
-    func run(config: DeployConfig, dryRun: Bool) async throws {
+    func run(config: DeployConfig, dryRun: Bool, proxyHost: String, proxyPort: Int) async throws {
         let (client, _) = try cluster.client()
         let deployment = ClusterDeployment(client: client, config: config)
         do {
@@ -188,9 +210,12 @@ struct ClusterTapOptions: ParsableArguments {
             } else {
                 let manifests = try await deployment.apply { warn("tap: \($0)") }
                 try await deployment.waitUntilReady(timeout: .seconds(readyTimeout)) { warn("tap: \($0)") }
-                let ns = deployment.namespace
-                warn("tap: ready. The dashboard: kubectl -n \(ns) port-forward service/\(Manifests.hub) "
-                    + "\(config.int("tap.proxy.front.port")):80, then http://127.0.0.1:\(config.int("tap.proxy.front.port"))/?token=\(manifests.hubToken)")
+                if proxy {
+                    try await deployment.proxy(host: proxyHost, port: proxyPort)
+                } else {
+                    warn("tap: ready; the dashboard: kubeshark proxy -s \(deployment.namespace), or the hub's Service "
+                        + "with its token: http://SERVICE/?token=\(manifests.hubToken)")
+                }
             }
         } catch let error as ExitCode {
             await client.shutdown()
@@ -198,6 +223,43 @@ struct ClusterTapOptions: ParsableArguments {
         } catch {
             await client.shutdown()
             throw fail("tap --kube: \(error)")
+        }
+        await client.shutdown()
+    }
+}
+
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Serve the dashboard of the hub in the cluster on this machine, through the API server.")
+
+    @Option(name: [.customShort("s"), .customLong("release-namespace")], help: "Namespace Kubeshark is installed in.")
+    var releaseNamespace = "default"
+
+    @Option(name: .customLong("proxy-host"), help: "Address to listen on.")
+    var proxyHost = "127.0.0.1"
+
+    @Option(name: .customLong("proxy-front-port"), help: "Port to listen on (0: any free port).")
+    var proxyFrontPort = 8899
+
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        var config = DeployConfig()
+        do { try config.set("tap.release.namespace", text: releaseNamespace) } catch { throw fail(error.description) }
+        let (client, _) = try cluster.client()
+        // A parent may have spawned us with these blocked; the server's graceful stop needs them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        do {
+            try await ClusterDeployment(client: client, config: config).proxy(host: proxyHost, port: proxyFrontPort)
+        } catch {
+            await client.shutdown()
+            if let exit = error as? ExitCode { throw exit }
+            throw fail("proxy: \(error)")
         }
         await client.shutdown()
     }

@@ -60,7 +60,8 @@ struct Tap: AsyncParsableCommand {
                 releaseNamespace: clusterTap.releaseNamespace, storageLimit: storageLimit,
                 capture: live.backend.rawValue, plugins: pluginOptions.plugins, pluginImages: clusterTap.pluginImages,
                 registry: clusterTap.registry, tag: clusterTap.tag)
-            try await clusterTap.run(config: try choices.resolve(clusterTap.configOptions), dryRun: dryRun)
+            try await clusterTap.run(config: try choices.resolve(clusterTap.configOptions), dryRun: dryRun,
+                                     proxyHost: proxyHost, proxyPort: proxyFrontPort)
             return
         }
         let scope = scopeOptions.scope

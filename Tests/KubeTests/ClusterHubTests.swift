@@ -180,4 +180,56 @@ struct ClusterHubTests {
         let missing = try TestProcess.run(TestProcess.kubeshark, ["hub", "--kube", "--kubeconfig", "/nonexistent/config", "--port", "0"])
         #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/config"), "\(missing.stderr)")
     }
+
+    @Test("kubeshark proxy serves the hub's dashboard, API and WebSocket through the API server's service proxy")
+    func proxyThroughTheAPIServer() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let file = TestProcess.repoRoot.appendingPathComponent("Tests/Fixtures/captures/http1-pipelined.pcap").path
+        let dir = NSTemporaryDirectory() + "ks-proxy-worker-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let worker = try Running(["worker", "-r", file, "--port", "0", "--data-dir", dir, "--token", "wt"], ready: "listening on")
+        defer { worker.stop() }
+        let hub = try Running(["hub", "--port", "0", "--worker", "a=\(worker.base)", "--worker-token", "wt", "--token", "ht-123"],
+                              ready: "hub listening on")
+        defer { hub.stop() }
+        // The deployment's Secret, and the Service's endpoint: the hub.
+        try await withClient(server.config()) { client in
+            _ = try await client.apply(KubeObject(yaml: """
+                apiVersion: v1
+                kind: Secret
+                metadata: {name: kubeshark-secret, namespace: ks}
+                data: {HUB_TOKEN: "\(Data("ht-123".utf8).base64EncodedString())", WORKER_TOKEN: "\(Data("wt".utf8).base64EncodedString())"}
+                """))
+        }
+        let hubPort = hub.base.split(separator: ":").last.map(String.init) ?? ""
+        _ = try server.control("POST", "/config", ["services": ["ks/kubeshark-hub:80": "127.0.0.1:\(hubPort)"]])
+        let kubeconfig = NSTemporaryDirectory() + "ks-proxy-\(getpid()).kubeconfig"
+        defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: test, cluster: {server: "\(server.url)", certificate-authority: "\(TestPKI.path("ca.crt"))"}}]
+            users: [{name: cli, user: {token: test-token}}]
+            contexts: [{name: test, context: {cluster: test, user: cli}}]
+            current-context: test
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let proxy = try Running(["proxy", "-s", "ks", "--kubeconfig", kubeconfig, "--proxy-front-port", "0"], ready: "the dashboard at")
+        defer { proxy.stop() }
+        // Without the token the hub refuses; through the proxy the browser needs none.
+        let direct = try TestProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", hub.base + "/api/stats"])
+        #expect(direct.stdout == "401")
+        let page = try TestProcess.run("/usr/bin/curl", ["-s", proxy.base + "/"])
+        #expect(page.stdout.contains("<html") && page.stdout.contains("kubeshark"), "\(page.stdout.prefix(300))")
+        let stats = proxy.json("/api/stats") as? [String: Any]
+        #expect((stats?["workers"] as? [[String: Any]])?.first?["name"] as? String == "a", "\(String(describing: stats))")
+        // The WebSocket, relayed through the API server: every entry of the capture.
+        let offline = try TestProcess.run(TestProcess.kubeshark, ["dissect", file, "--filter", "http"])
+        let expected = offline.stdout.split(separator: "\n").count
+        let client = TestProcess.repoRoot.appendingPathComponent("Tests/WorkerTests/ws_client.py").path
+        let ws = try TestProcess.run("/usr/bin/python3", [client, proxy.base, "--query", "http", "--want", "\(expected)", "--idle", "4"])
+        let entries = ws.stdout.split(separator: "\n").filter { $0.contains(#""type":"entry""#) || $0.contains(#""type": "entry""#) }
+        #expect(expected > 0 && entries.count == expected, "\(ws.stdout.prefix(500)) \(ws.stderr)")
+        #expect((try server.stats()["proxied"] as? Int ?? 0) >= 3)
+    }
 }

@@ -60,11 +60,11 @@ struct ClusterTapTests {
             try server.putPod("kubeshark-worker-a", namespace: "ks", ip: "192.168.0.1", hostNetwork: true,
                               labels: labels.merging(["app.kubernetes.io/component": "worker"]) { $1 }, extraStatus: Self.ready)
         }
-        let r = try Self.run(["tap", "--kube", "--kubeconfig", config, "-n", "shop", "-s", "ks", "--ready-timeout", "20"])
+        let r = try Self.run(["tap", "--kube", "--kubeconfig", config, "-n", "shop", "-s", "ks", "--ready-timeout", "20", "--no-proxy"])
         _ = try? await controllers.value
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("tap: applied DaemonSet/kubeshark-worker-daemon-set"), "\(r.stderr)")
-        #expect(r.stderr.contains("tap: hub 1/1 ready, workers 1/1 ready") && r.stderr.contains("port-forward service/kubeshark-hub"))
+        #expect(r.stderr.contains("tap: hub 1/1 ready, workers 1/1 ready") && r.stderr.contains("kubeshark proxy -s ks"), "\(r.stderr)")
         let stored = try await withClient(server.config()) { client in
             try await client.get(apiVersion: "v1", kind: "ConfigMap", name: "kubeshark-config-map", namespace: "ks")
         }
@@ -75,7 +75,7 @@ struct ClusterTapTests {
         #expect(token != nil && r.stderr.contains("token=\(token ?? "-")"), "the printed link carries the stored token")
 
         // A second tap keeps the tokens; clean removes all ten objects, and then finds none.
-        let again = try Self.run(["tap", "--kube", "--kubeconfig", config, "-n", "shop", "-s", "ks", "--ready-timeout", "5"])
+        let again = try Self.run(["tap", "--kube", "--kubeconfig", config, "-n", "shop", "-s", "ks", "--ready-timeout", "5", "--no-proxy"])
         #expect(again.status == 0 && again.stderr.contains("token=\(token ?? "-")"), "\(again.stderr)")
         let clean = try Self.run(["clean", "--kubeconfig", config, "-s", "ks"])
         #expect(clean.status == 0, "\(clean.stderr)")

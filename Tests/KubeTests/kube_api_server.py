@@ -35,7 +35,8 @@ watches are open: POST /pods (add or modify), DELETE /pods/NS/NAME, POST
 /expire (ERROR 410 to open watches, compaction), POST /compact, POST /drop
 (break open watch connections), POST /bookmark, POST /inject
 ({"text", "repeat"}: raw bytes into open watches), POST /config ({"forbid":
-[resources], "tokens": [...], "goneMode": "http"|"event", "failLists": N}), GET /stats.
+[resources], "tokens": [...], "goneMode": "http"|"event", "failLists": N,
+"services": {"NS/NAME:PORT": "HOST:PORT"}}: backends of the service proxy), GET /stats.
 """
 import argparse
 import base64
@@ -95,7 +96,9 @@ class State:
         self.forbid = set()
         self.gone_mode = "event"
         self.fail_lists = 0     # the next N lists answer 500 InternalError
-        self.stats = {"lists": [], "watches": [], "deletes": [], "applies": [], "creates": [], "unauthorized": 0}
+        self.stats = {"lists": [], "watches": [], "deletes": [], "applies": [], "creates": [], "unauthorized": 0,
+                      "proxied": 0}
+        self.services = {}      # "ns/name:port" -> "host:port", for the service proxy
 
     def next_rv(self):
         self.rv += 1
@@ -225,6 +228,12 @@ class API(JSONHandler):
         parts = [p for p in url.path.split("/") if p]
         if not self.authorized():
             return
+        # The service proxy ("Proxy" in the core/v1 Service API, services/proxy subresource):
+        # /api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH, to a backend the test names.
+        if len(parts) >= 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "services" and parts[6:7] == ["proxy"]:
+            return self.service_proxy(method, parts[3], parts[5], "/" + "/".join(parts[7:]), url.query)
+        if method == "PUT":
+            return self.send_json(405, status(405, "MethodNotAllowed", "PUT is only proxied here"))
         if parts[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", parts[2:]
         elif len(parts) >= 3 and parts[0] == "apis":
@@ -440,8 +449,51 @@ class API(JSONHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
+    def service_proxy(self, method, namespace, service, path, query):
+        name = service if ":" in service else service + ":80"
+        backend = self.state.services.get(namespace + "/" + name)
+        if backend is None:
+            return self.send_json(503, status(503, "ServiceUnavailable", 'no endpoints available for service "%s"' % service))
+        self.state.stats["proxied"] += 1
+        host, port = backend.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)), timeout=10)
+        target = path + ("?" + query if query else "")
+        # The API server authenticates the client itself and does not pass its credentials on.
+        upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
+        dropped = ("authorization", "host") if upgrade else ("authorization", "host", "connection", "keep-alive")
+        headers = "".join("%s: %s\r\n" % (k, v) for k, v in self.headers.items() if k.lower() not in dropped)
+        if not upgrade:
+            headers += "Connection: close\r\n"  # one request per relayed connection
+        length = int(self.headers.get("Content-Length") or 0)
+        upstream.sendall(("%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (method, target, backend, headers)).encode()
+                         + (self.rfile.read(length) if length else b""))
+        self.close_connection = True
+        # Relay both ways until either side closes (plain answers and WebSocket upgrades alike).
+        client = self.connection
+        def pump(src, dst):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+        back.start()
+        if upgrade:
+            pump(client, upstream)
+        back.join()
+        upstream.close()
+
     def do_GET(self): self.route("GET")
     def do_POST(self): self.route("POST")
+    def do_PUT(self): self.route("PUT")
     def do_PATCH(self): self.route("PATCH")
     def do_DELETE(self): self.route("DELETE")
 
@@ -486,6 +538,8 @@ class Control(JSONHandler):
                     st.fail_lists = int(body["failLists"])
                 if "goneMode" in body:
                     st.gone_mode = body["goneMode"]
+                if "services" in body:
+                    st.services.update(body["services"])
             return self.reply({})
         self.reply({"error": "unknown control " + self.path}, 404)
 

@@ -1,5 +1,7 @@
 import Foundation
+import AsyncHTTPClient
 import NIOHTTP1
+import NIOSSL
 
 /// A client of one Kubernetes API server: namespaces, pods (lists and watches)
 /// and any object by server-side apply, create, get and delete.
@@ -25,6 +27,19 @@ public final class KubeClient: Sendable {
 
     /// Closes the connections.
     public func shutdown() async { await transport.shutdown() }
+
+    /// Sends a request through the API server as given (a service proxy path, say)
+    /// and returns the answer unread, whatever its status.
+    public func forward(method: String, path: String, rawQuery: String?, headers: [(String, String)],
+                        body: [UInt8]?) async throws -> HTTPClientResponse {
+        try await transport.forward(HTTPMethod(rawValue: method), path, rawQuery: rawQuery, headers: headers, body: body)
+    }
+
+    /// The API server's base URL (https), the TLS configuration and the Authorization
+    /// header this client uses: for a WebSocket through the API server.
+    public func credentials() async throws -> (base: String, tls: TLSConfiguration, authorization: String?) {
+        try await transport.credentials()
+    }
 
     /// How many times the exec credential plugin has run (it is cached until its token expires).
     public var execPluginRuns: Int { get async { await transport.auth.execRuns } }

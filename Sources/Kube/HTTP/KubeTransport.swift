@@ -126,6 +126,29 @@ final class KubeTransport: Sendable {
         return response
     }
 
+    /// Sends a request as given (headers included) and returns the answer unread, whatever
+    /// its status: for proxying a client's requests through the API server.
+    func forward(_ method: HTTPMethod, _ path: String, rawQuery: String?, headers: [(String, String)],
+                 body: [UInt8]?) async throws -> HTTPClientResponse {
+        let token = try await auth.token()
+        var request = HTTPClientRequest(url: base + path + (rawQuery.map { $0.isEmpty ? "" : "?" + $0 } ?? ""))
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let token { request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token)") }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        do {
+            return try await streamClient.execute(request, timeout: requestTimeout)
+        } catch {
+            throw transportError(error)
+        }
+    }
+
+    /// What another client needs to reach the API server as this one does: the
+    /// base URL, the TLS configuration, the Authorization header.
+    func credentials() async throws -> (base: String, tls: TLSConfiguration, authorization: String?) {
+        (base, try Self.tlsConfiguration(config), try await auth.token().map { "Bearer \($0)" })
+    }
+
     private func execute(_ method: HTTPMethod, _ path: String, query: [(String, String)], body: [UInt8]?,
                          contentType: String, stream: Bool) async throws -> HTTPClientResponse {
         var refreshed = false
