@@ -93,6 +93,7 @@ let package = Package(
             dependencies: [
                 "Host",
                 "Worker",
+                "Scripting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

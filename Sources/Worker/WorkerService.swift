@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import Logging
+import Scripting
 import Synchronization
 
 /// How a worker runs.
@@ -20,6 +21,11 @@ public struct WorkerConfiguration: Sendable {
     public var maxSessions = 32
     /// When set, every API request must carry it (required off loopback).
     public var accessToken: String?
+    /// Scripts (docs/scripting.md): the global `env` they see, the URL
+    /// prefixes `vendor.webhook` may call (empty: any), and each heap's limits.
+    public var scriptEnv: [String: String] = [:]
+    public var scriptWebhookAllow: [String] = []
+    public var scriptLimits = ScriptLimits()
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -39,6 +45,8 @@ public final class WorkerService: Sendable {
     private let sessions = Mutex<[String: ClientSession]>([:])
     private let nextSession = Atomic<Int>(1)
     private let startedNs = monotonicNanoseconds()
+    /// The scripts loaded into this worker; files they write live under `<data-dir>/scripting`.
+    public let scripts: ScriptManager
 
     private struct CaptureState {
         var current: CaptureLoop?
@@ -65,6 +73,15 @@ public final class WorkerService: Sendable {
                                            storageLimit: configuration.storageLimit)
         ringConfig.flushIntervalNs = 50_000_000
         ring = try PacketRing(configuration: ringConfig, logger: logger)
+        var environment = ScriptEnvironment(ring: ring, plugins: plugins, directory: configuration.dataDirectory + "/scripting",
+                                            sessionDirectory: configuration.dataDirectory + "/sessions")
+        environment.macros = macros
+        environment.endpointNames = endpointNames
+        environment.env = configuration.scriptEnv
+        environment.webhook = Webhook(allowedPrefixes: configuration.scriptWebhookAllow)
+        environment.limits = configuration.scriptLimits
+        environment.nodeName = configuration.name
+        scripts = ScriptManager(environment: environment, log: ScriptLog(logger: logger))
     }
 
     /// Stops the current capture (every packet it read reaches the ring) and
@@ -166,6 +183,7 @@ public final class WorkerService: Sendable {
     /// Stops capture, closes every session, and closes the ring (its last
     /// segment's index is written).
     public func shutdown() {
+        scripts.shutdown()
         replaceCapture(with: nil)
         for s in openSessions { closeSession(s.id, reason: "worker stopping") }
         ring.close()

@@ -56,6 +56,8 @@ struct Tap: AsyncParsableCommand {
 
     @OptionGroup var pluginOptions: PluginOptions
 
+    @OptionGroup var scriptOptions: ScriptOptions
+
     var scope: PodScope {
         func list(_ raw: [String]) -> [String] {
             raw.flatMap { $0.split(separator: ",").map { String($0).trimmingSpaces } }.filter { !$0.isEmpty }
@@ -91,6 +93,7 @@ struct Tap: AsyncParsableCommand {
         config.host = proxyHost
         config.port = proxyFrontPort
         config.name = "tap"
+        scriptOptions.apply(to: &config)
         config.accessToken = WorkerAPI.accessToken(given: token, host: proxyHost)
         var logger = Logger(label: "tap")
         logger.logLevel = Logger.Level(rawValue: pluginOptions.logLevel) ?? .warning
@@ -100,6 +103,7 @@ struct Tap: AsyncParsableCommand {
         } catch {
             throw fail(error.description)
         }
+        try scriptOptions.load(into: service)
         let follower = PodFollower(service: service, scope: scope, overrides: overrides, live: live)
         follower.apply(pods)
         var set = sigset_t()

@@ -55,6 +55,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var pluginOptions: PluginOptions
 
+    @OptionGroup var scriptOptions: ScriptOptions
+
     func validate() throws {
         if interface.isEmpty == (r == nil) { throw ValidationError("give either -i INTERFACE or -r FILE") }
         guard StorageQuantity(clientQueueLimit) != nil else {
@@ -86,6 +88,7 @@ struct WorkerCommand: AsyncParsableCommand {
         config.port = port
         config.name = name
         config.clientQueueBytes = Int(StorageQuantity(clientQueueLimit)!.bytes)
+        scriptOptions.apply(to: &config)
         config.accessToken = WorkerAPI.accessToken(given: token, host: host)
         var logger = Logger(label: "worker")
         logger.logLevel = Logger.Level(rawValue: pluginOptions.logLevel) ?? .warning
@@ -95,6 +98,7 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             throw fail(error.description)
         }
+        try scriptOptions.load(into: service)
         // A parent may have spawned us with these signals blocked; the server's
         // graceful shutdown needs them.
         var set = sigset_t()

@@ -13,6 +13,7 @@ import NIOCore
 /// - `GET /api/pcap?from=TIME&to=TIME`: the raw ring for a time range, as one pcap.
 /// - `GET /api/stats`, `GET /api/sessions`, `GET /api/pods`: statistics, sessions, targeted pods (JSON).
 /// - `POST /api/ring/flush-oldest`: flushes the oldest segment now (operators).
+/// - `GET/POST /api/scripts`, `POST /api/scripts/activate|deactivate|remove`, `GET /api/scripts/logs`: scripts.
 /// - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus).
 /// - `GET /`, `GET /dashboard/...`: the web dashboard (docs/dashboard.md).
 public enum WorkerAPI {
@@ -48,8 +49,9 @@ public enum WorkerAPI {
         router.get("/api/pods") { _, _ in json(.array(service.targetedPods.map(WorkerStats.describe))) }
         router.get("/api/sessions/:session/entries/:entry") { _, context -> Response in
             let stored = try entry(service, context)
+            let json = await service.scripts.itemQueried(stored.json, flow: stored.flow)
             return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: stored.json)))
+                            body: .init(byteBuffer: ByteBuffer(bytes: json)))
         }
         router.get("/api/sessions/:session/entries/:entry/pcap") { _, context -> Response in
             let stored = try entry(service, context)
@@ -75,6 +77,7 @@ public enum WorkerAPI {
             }
             return json(.object([JSONMember(key: "flushed", value: .number(Double(sequence)))]))
         }
+        ScriptRoutes.add(to: router, scripts: service.scripts)
         DashboardRoutes.add(to: router)
         router.ws("/ws") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
             try await WebSocketConnection(service: service, inbound: inbound, outbound: outbound).run(request: context.request)
