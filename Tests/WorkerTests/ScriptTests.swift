@@ -232,4 +232,67 @@ struct ScriptTests {
         #expect(try Self.post(worker, "/api/scripts/activate", ["title": "Looper"]) == 200)
         #expect(Self.wait(5) { state("Looper") == "running" || state("Looper") == "failed" })
     }
+
+    @Test("kubeshark scripts loads a folder into a running worker; onItemQueried redacts fetched entries; onPacketCaptured sees every packet")
+    func cliQueriedAndPackets() throws {
+        let pod = try TestPod(tag: "scli", subnet: 63)
+        defer { pod.remove() }
+        let worker = try Worker(["-i", pod.hostInterface, "--filter", "tcp port \(pod.port)"])
+        defer { _ = worker.stop() }
+        let dir = try Self.folder([
+            "redact.js": """
+                // Redact user agents
+                function onItemQueried(data) {
+                  if (!data.request || !data.request.headers) return;
+                  for (var i = 0; i < data.request.headers.length; i++) {
+                    if (data.request.headers[i].name.toLowerCase() === "user-agent") data.request.headers[i].value = "[REDACTED]";
+                  }
+                  return data;
+                }
+                """,
+            "packets.js": """
+                /* Packet meter */
+                var packets = 0, bytes = 0;
+                function onPacketCaptured(info) {
+                  packets++;
+                  bytes += info.length;
+                  if (info.truncated || info.fragmented || info.captureLength > info.length) throw new Error("odd packet");
+                }
+                jobs.schedule("save", "@every 1s", function () { file.write("packets.json", JSON.stringify({packets: packets, bytes: bytes})); });
+                """,
+        ])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let upload = try TestProcess.run(TestProcess.kubeshark, ["scripts", "--url", worker.base, "--dir", dir])
+        #expect(upload.status == 0, "\(upload.stderr)")
+        #expect(upload.stderr.contains("Redact user agents (redact.js) loaded and activated"))
+        func state(_ title: String) -> String? { (try? Self.scripts(worker))?[title]?["state"] as? String }
+        #expect(Self.wait(5) { state("Redact user agents") == "running" && state("Packet meter") == "running" })
+        Thread.sleep(forTimeInterval: 0.3)
+        for _ in 0..<3 { try pod.fetch("/hello.txt") }
+
+        // The dashboard's fetch of a full entry goes through onItemQueried.
+        let messages = try worker.ws(["--query", "http", "--want", "3", "--fetch-first"])
+        let full = try #require(messages.first { $0["full"] as? Bool == true }?["entry"] as? [String: Any])
+        let headers = ((full["request"] as? [String: Any])?["headers"] as? [[String: Any]]) ?? []
+        let agent = headers.first { ($0["name"] as? String)?.lowercased() == "user-agent" }
+        #expect(agent?["value"] as? String == "[REDACTED]", "\(headers)")
+
+        // Every packet the ring took reached onPacketCaptured.
+        let ring = { ((try? worker.json("/api/stats"))?["ring"] as? [String: Any])?["packetsWritten"] as? Int ?? -1 }
+        let saved = worker.dataDirectory + "/scripting/packets.json"
+        func seen() -> Int {
+            guard let data = FileManager.default.contents(atPath: saved),
+                  let o = try? JSONSerialization.jsonObject(with: data) as? [String: Int] else { return -2 }
+            return o["packets"] ?? -2
+        }
+        #expect(Self.wait(10) { ring() > 0 && seen() == ring() }, "script saw \(seen()), ring wrote \(ring())")
+        #expect((try Self.scripts(worker))["Packet meter"]?["errors"] as? Int == 0)
+
+        // Deactivate by title; the list shows it.
+        let off = try TestProcess.run(TestProcess.kubeshark, ["scripts", "--url", worker.base, "--deactivate", "Packet meter", "--list"])
+        #expect(off.status == 0, "\(off.stderr)")
+        #expect(off.stdout.contains("Packet meter\tinactive"), "\(off.stdout)")
+        let missing = try TestProcess.run(TestProcess.kubeshark, ["scripts", "--url", worker.base, "--activate", "No such"])
+        #expect(missing.status != 0 && missing.stderr.contains("no script titled 'No such'"), "\(missing.stderr)")
+    }
 }
