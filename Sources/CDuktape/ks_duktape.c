@@ -98,7 +98,10 @@ void ks_duk_destroy(duk_context *ctx) {
     if (ctx == NULL) return;
     ks_duk_budget *budget = ks_duk_budget_of(ctx);
     // Finalizers may run while the heap is torn down; never let them loop.
-    if (budget) budget->deadline_ns = ks_now_ns() + 100000000LL;
+    if (budget) {
+        budget->timed_out = 0;
+        budget->deadline_ns = ks_now_ns() + 100000000LL;
+    }
     duk_destroy_heap(ctx);
 }
 
@@ -299,6 +302,8 @@ duk_idx_t ks_duk_top(duk_context *ctx) { return duk_get_top(ctx); }
 void ks_duk_pop_to(duk_context *ctx, duk_idx_t top) {
     if (duk_get_top(ctx) > top) duk_set_top(ctx, top);
 }
+
+void ks_duk_push_bool(duk_context *ctx, int value) { duk_push_boolean(ctx, value); }
 
 void ks_duk_gc(duk_context *ctx) {
     duk_gc(ctx, 0);

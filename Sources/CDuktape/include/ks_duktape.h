@@ -83,6 +83,8 @@ void ks_duk_read(duk_context *ctx, duk_idx_t index, ks_duk_value *out);
 /// The number of values on the stack, and popping (never throws).
 duk_idx_t ks_duk_top(duk_context *ctx);
 void ks_duk_pop_to(duk_context *ctx, duk_idx_t top);
+/// Pushes a boolean (never throws: the stack always has room for one value after a call).
+void ks_duk_push_bool(duk_context *ctx, int value);
 /// Runs a full garbage collection.
 void ks_duk_gc(duk_context *ctx);
 

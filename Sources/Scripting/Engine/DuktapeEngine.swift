@@ -55,9 +55,12 @@ public final class DuktapeEngine: ScriptEngine {
     }
 
     public func hasFunction(_ name: String) -> Bool {
-        let top = ks_duk_top(context)
-        defer { ks_duk_pop_to(context, top) }
-        return ks_duk_has_function(context, name) != 0
+        // A getter on the global runs script code: under the budget like any call.
+        (try? guarded { ctx in
+            let found = ks_duk_has_function(ctx, name)
+            ks_duk_push_bool(ctx, found)
+            return 0
+        }) == .bool(true)
     }
 
     public func call(_ name: String, _ arguments: [ScriptValue]) throws(ScriptFailure) -> ScriptValue {
@@ -69,23 +72,27 @@ public final class DuktapeEngine: ScriptEngine {
     }
 
     /// Runs `body` (one protected call) under the call budget, and turns its
-    /// outcome into the value it left or the failure.
+    /// outcome into the value it left or the failure. Reading the value (a
+    /// `toJSON`, a getter) and popping it (a finalizer) run script code too, so
+    /// the deadline stays set until both are done.
     private func guarded(_ body: (OpaquePointer) -> Int32) throws(ScriptFailure) -> ScriptValue {
         let top = ks_duk_top(context)
-        defer { ks_duk_pop_to(context, top) }
         budget.pointee.timed_out = 0
         budget.pointee.refused_allocation = 0
         budget.pointee.deadline_ns = monotonicNanoseconds() + Int64(limits.callBudgetMs) * 1_000_000
         let rc = body(context)
+        var value = ScriptValue.undefined
+        if rc >= 0 {
+            var out = ks_duk_value()
+            ks_duk_read(context, -1, &out)
+            value = ScriptValueBridge.value(out)
+        }
+        ks_duk_pop_to(context, top)
         let timedOut = budget.pointee.timed_out != 0
         let refused = budget.pointee.refused_allocation != 0
         budget.pointee.deadline_ns = 0
-        if rc < 0 { return .undefined }
-        var out = ks_duk_value()
-        ks_duk_read(context, -1, &out)
-        let value = ScriptValueBridge.value(out)
-        if rc == 0 { return value }
         if timedOut { throw .timedOut(budgetMs: limits.callBudgetMs) }
+        if rc <= 0 { return value }
         if refused { throw .outOfMemory(limitBytes: limits.memoryBytes) }
         throw .thrown(value.text)
     }
