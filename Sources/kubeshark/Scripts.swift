@@ -148,16 +148,8 @@ struct ScriptsCommand: ParsableCommand {
             req.httpBody = Data(body.jsonBytes)
             req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
-        final class Box: @unchecked Sendable { var data: Data?; var status = 0; var error: String? }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: req) { data, response, error in
-            box.data = data
-            box.status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            box.error = error?.localizedDescription
-            done.signal()
-        }.resume()
-        done.wait()
+        let box = BlockingHTTP.send(req, timeoutSeconds: 30)
+        if box.timedOut { throw fail("\(method) \(url + path): no answer within 30 s") }
         if let error = box.error { throw fail("\(method) \(url + path): \(error)") }
         let text = String(decoding: box.data ?? Data(), as: UTF8.self)
         guard (200..<300).contains(box.status) else { throw fail("\(method) \(path): HTTP \(box.status): \(text)") }

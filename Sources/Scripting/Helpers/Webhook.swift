@@ -35,34 +35,47 @@ public struct Webhook: Sendable {
         for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
         if let body, verb != "GET", verb != "HEAD" { request.httpBody = Data(body.utf8) }
 
-        final class Outcome: @unchecked Sendable {
-            var data: Data?
-            var status = 0
-            var error: String?
-        }
-        let outcome = Outcome()
+        let outcome = BlockingHTTP.send(request, timeoutSeconds: timeoutSeconds)
+        if outcome.timedOut { throw HelperError("vendor.webhook \(verb) \(url): no answer within \(timeoutSeconds) s") }
+        if let error = outcome.error { throw HelperError("vendor.webhook \(verb) \(url): \(error)") }
+        let bytes = (outcome.data ?? Data()).prefix(maxResponseBytes)
+        let json = JSONValue.object([JSONMember(key: "status", value: .number(Double(outcome.status))),
+                                     JSONMember(key: "body", value: .string(String(decoding: bytes, as: UTF8.self)))])
+        return .jsonBytes(json.jsonBytes)
+    }
+}
+
+/// One HTTP request, waited for on the calling thread (a script's own thread,
+/// or a command-line tool), with a timeout.
+public enum BlockingHTTP {
+    public struct Outcome: Sendable {
+        public var status = 0
+        public var data: Data?
+        public var error: String?
+        public var timedOut = false
+    }
+
+    public static func send(_ request: URLRequest, timeoutSeconds: Double) -> Outcome {
+        final class Box: @unchecked Sendable { var outcome = Outcome() }
+        let box = Box()
         let done = DispatchSemaphore(value: 0)
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = timeoutSeconds
         configuration.timeoutIntervalForResource = timeoutSeconds
         let session = URLSession(configuration: configuration)
         let task = session.dataTask(with: request) { data, response, error in
-            outcome.data = data
-            outcome.status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            outcome.error = error?.localizedDescription
+            box.outcome.data = data
+            box.outcome.status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            box.outcome.error = error?.localizedDescription
             done.signal()
         }
         task.resume()
         if done.wait(timeout: .now() + timeoutSeconds + 1) == .timedOut {
             task.cancel()
             session.invalidateAndCancel()
-            throw HelperError("vendor.webhook \(verb) \(url): no answer within \(timeoutSeconds) s")
+            return Outcome(timedOut: true)
         }
         session.finishTasksAndInvalidate()
-        if let error = outcome.error { throw HelperError("vendor.webhook \(verb) \(url): \(error)") }
-        let bytes = (outcome.data ?? Data()).prefix(maxResponseBytes)
-        let json = JSONValue.object([JSONMember(key: "status", value: .number(Double(outcome.status))),
-                                     JSONMember(key: "body", value: .string(String(decoding: bytes, as: UTF8.self)))])
-        return .jsonBytes(json.jsonBytes)
+        return box.outcome
     }
 }

@@ -12,8 +12,7 @@ final class PacketTail: @unchecked Sendable {
     private let reader: RingReader
     private let deliver: ([Double]) -> Void
     private let linkType: Int32
-    private var thread: Thread?
-    private let finished = DispatchSemaphore(value: 0)
+    private var thread: BackgroundThread?
 
     init(ring: PacketRing, deliver: @escaping ([Double]) -> Void) {
         reader = RingReader(catalogue: ring, fromNs: wallClockNanoseconds(), follow: true)
@@ -22,13 +21,7 @@ final class PacketTail: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            run()
-            finished.signal()
-        }
-        thread.name = "script-packets"
-        self.thread = thread
-        thread.start()
+        thread = BackgroundThread { [self] in run() }
     }
 
     private func run() {
@@ -56,10 +49,10 @@ final class PacketTail: @unchecked Sendable {
     }
 
     func stop() {
-        guard thread != nil else { return }
+        guard let thread else { return }
         reader.breakLoop()
-        finished.wait()
-        thread = nil
+        thread.join()
+        self.thread = nil
     }
 
     /// Whether the packet is an IP fragment (IPv4 MF or offset, IPv6 fragment header).

@@ -44,8 +44,7 @@ public final class ScriptRunner: @unchecked Sendable {
     private var queuedEntryBytes = 0
     private var queuedPacketBatches = 0
     private var closing = false
-    private var thread: Thread?
-    private let finished = DispatchSemaphore(value: 0)
+    private var thread: BackgroundThread?
 
     // The runner thread's own.
     private var engine: DuktapeEngine?
@@ -77,13 +76,7 @@ public final class ScriptRunner: @unchecked Sendable {
 
     /// Starts the script's thread: loads it, then serves its hooks and jobs.
     func start() {
-        let thread = Thread { [self] in
-            main()
-            finished.signal()
-        }
-        thread.name = "script"
-        self.thread = thread
-        thread.start()
+        thread = BackgroundThread { [self] in main() }
     }
 
     /// Stops the script (a deactivation) and waits for its thread.
@@ -93,9 +86,9 @@ public final class ScriptRunner: @unchecked Sendable {
         closing = true
         condition.broadcast()
         condition.unlock()
-        guard thread != nil else { return }
-        finished.wait()
-        thread = nil
+        guard let thread else { return }
+        thread.join()
+        self.thread = nil
         if !wasClosing {
             statusLock.withLock { s in
                 if s.state != "failed" {
