@@ -1,4 +1,5 @@
 import Foundation
+import Host
 
 /// The `file` helpers' file system: every path a script gives is taken inside
 /// one root directory (absolute paths must already point inside it, relative
@@ -140,19 +141,9 @@ public struct ScriptFiles: Sendable {
         guard full != root else { throw HelperError("the scripting directory itself cannot be packed") }
         guard FileManager.default.fileExists(atPath: full) else { throw HelperError("\(path): no such file or directory") }
         let out = full + ".tar.gz"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/tar")
-        process.arguments = ["-czf", out, "-C", (full as NSString).deletingLastPathComponent,
-                             (full as NSString).lastPathComponent]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch { throw HelperError("tar: \(error.localizedDescription)") }
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw HelperError("tar \(path): \(String(decoding: message, as: UTF8.self))")
-        }
+        let r = SystemCommand.run("tar", ["-czf", out, "-C", (full as NSString).deletingLastPathComponent,
+                                           (full as NSString).lastPathComponent])
+        guard r.ok else { throw HelperError("tar \(path): \(r.output)") }
         return out
     }
 }
