@@ -73,4 +73,47 @@ import Testing
         #expect(scripts.all.first { $0.title == good }?.status == nil)
         #expect(throws: ScriptManager.Failure.self) { try scripts.activate("Missing") }
     }
+
+    @Test("Kubeshark's published examples run as written: pass/fail in onItemQueried, a per-minute packet log job")
+    func kubesharkExamples() async throws {
+        let (scripts, ring, dir) = try Self.manager()
+        defer {
+            scripts.shutdown()
+            ring.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        scripts.put(code: """
+            // Monitoring: Pass HTTP Traffic, Fail Anything Else
+            function onItemQueried(data) {
+              if (data.protocol.name == "http")
+                return test.pass(data);
+              else
+                return test.fail(data);
+            }
+            """, active: true)
+        scripts.put(code: """
+            // Log Total Traffic Volume Periodically
+            var packetCount = 0;
+            var totalKB = 0;
+            function onPacketCaptured(info) {
+              packetCount++;
+              totalKB += info.length / 1000;
+            }
+            function logPacketCountTotalBytes() {
+              if (packetCount === 0) return;
+              console.log("Captured packet count per minute:", packetCount);
+              console.log("Total KB captured per minute:", totalKB);
+              packetCount = 0;
+              totalKB = 0;
+            }
+            jobs.schedule("log-packet-count-total-bytes", "0 */1 * * * *", logPacketCountTotalBytes);
+            """, active: true)
+        #expect(Self.waitFor(3) { scripts.all.allSatisfy { $0.status?.state == "running" } })
+        let http = await scripts.itemQueried(Array(#"{"stream":"01","protocol":{"name":"http"}}"#.utf8), flow: nil)
+        #expect(String(decoding: http, as: UTF8.self) == #"{"stream":"01","protocol":{"name":"http"},"passed":true,"failed":false}"#)
+        let dns = await scripts.itemQueried(Array(#"{"stream":"02","protocol":{"name":"dns"}}"#.utf8), flow: nil)
+        #expect(String(decoding: dns, as: UTF8.self).hasSuffix(#""passed":false,"failed":true}"#))
+        let meter = scripts.all.first { $0.title == "Log Total Traffic Volume Periodically" }
+        #expect(meter?.status?.hooks == ["onPacketCaptured"])
+    }
 }

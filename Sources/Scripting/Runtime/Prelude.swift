@@ -1,6 +1,6 @@
 /// JavaScript run in every script's heap before the script: the parts of
 /// Kubeshark's helper API that hold script functions (jobs) or fan a batch
-/// out to a hook (packets). The natives it calls live under `__ks`.
+/// out to a hook (packets), and `test.pass/fail`. The natives it calls live under `__ks`.
 enum Prelude {
     static let source = #"""
     (function (g) {
@@ -52,6 +52,11 @@ enum Prelude {
         }
       };
       g.__ksRunJob = runJob;
+      // Kubeshark's test helpers: mark an entry passed or failed (onItemQueried returns it).
+      g.test = {
+        pass: function (data) { data.passed = true; data.failed = false; return data; },
+        fail: function (data) { data.passed = false; data.failed = true; return data; }
+      };
       // Packets arrive as one flat array of five numbers each (see PacketTail).
       g.__ksPackets = function (b) {
         var hook = g.onPacketCaptured;
