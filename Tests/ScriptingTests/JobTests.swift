@@ -36,6 +36,10 @@ import Testing
             jobs.schedule("greet", "@every 1s", function (who, n) { console.log(env.GREETING, who, n); }, 2, "you", 7);
             jobs.schedule("broken", "*/1 * * * * *", function () { throw new Error("job broke"); }, 1);
             jobs.schedule("never", "0 0 1 1 *", function () {}, 0);
+            var refused = "";
+            try { for (var i = 0; i < 2000; i++) jobs.schedule("many" + i, "0 0 1 1 *", function () {}); } catch (e) { refused = e.message; }
+            console.log("refused at", jobs.list().length, refused);
+            for (var j = 0; j < 2000; j++) jobs.remove("many" + j);
             console.log("listed", JSON.stringify(jobs.list().sort()));
             function onJobPassed(tag, cron, limit) { console.log("passed", tag, cron, limit, JSON.stringify(jobs.list().sort())); }
             function onJobFailed(tag, cron, limit, err) { console.log("failed", tag, limit, err.split("\\n")[0]); }
@@ -45,6 +49,7 @@ import Testing
         #expect(Self.waitFor(5) { messages().filter { $0.hasPrefix("passed greet") }.count == 2 }, "\(messages())")
         let m = messages()
         #expect(m.contains(#"listed ["broken","greet","never"]"#))
+        #expect(m.contains("refused at 1000 jobs.schedule: a script may schedule at most 1000 jobs"), "\(m)")
         #expect(m.filter { $0 == "hi you 7" }.count == 2)
         #expect(m.contains("failed broken 1 Error: job broke"), "\(m)")
         #expect(m.contains { $0.hasPrefix("job broken failed: Error: job broke") })

@@ -90,6 +90,10 @@ extension ScriptRunner {
             let a = Arguments(args, "jobs.schedule")
             let tag = try a.string(0, "tag")
             let schedule = try CronSchedule(try a.string(1, "cron"))
+            // The table lives outside the heap's memory cap: bound it.
+            guard jobs[tag] != nil || jobs.count < Self.maxJobs else {
+                throw HelperError("jobs.schedule: a script may schedule at most \(Self.maxJobs) jobs")
+            }
             jobs[tag] = ScheduledJob(schedule: schedule, nextNs: schedule.next(afterNs: wallClockNanoseconds()))
             return .undefined
         }
@@ -108,6 +112,8 @@ extension ScriptRunner {
         }
         return list
     }
+
+    static let maxJobs = 1000
 
     private func consoleLine(_ level: String, _ args: [ScriptValue]) -> ScriptValue {
         log.append(script: title, level: level, args.map(\.text).joined(separator: " "))
