@@ -54,6 +54,9 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // Duktape (ES5.1) for scripts, built from Debian's duktape-dev sources with
+        // the interrupt counter on (Sources/CDuktape/ks_duktape.c says why).
+        .target(name: "CDuktape", path: "Sources/CDuktape", cSettings: [.unsafeFlags(["-O2", "-w"])]),
         // Swift SDK for plugin authors (not part of the ABI).
         .target(name: "PluginKit", dependencies: ["PluginAPI"], path: "Sources/PluginKit", swiftSettings: hotPath),
         // The engine.
@@ -66,11 +69,18 @@ let package = Package(
             path: "Sources/Host",
             swiftSettings: hotPath
         ),
+        // Scripts: hooks, helpers and jobs over the ring and its sessions (docs/scripting.md).
+        .target(
+            name: "Scripting",
+            dependencies: ["Host", "CDuktape", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Scripting"
+        ),
         // The worker process: capture into the ring, sessions, and the API.
         .target(
             name: "Worker",
             dependencies: [
                 "Host",
+                "Scripting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -109,6 +119,7 @@ let package = Package(
                 "Worker",
                 "Deploy",
                 "Kube",
+                "Scripting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -150,6 +161,7 @@ let package = Package(
         .testTarget(name: "HTTP2PluginTests", dependencies: ["TestKit", "Host", "HTTP2Plugin"], path: "Tests/HTTP2PluginTests"),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "Host"], path: "Tests/CLITests"),
         .testTarget(name: "DeployTests", dependencies: ["TestKit", "Host", "Deploy"], path: "Tests/DeployTests"),
+        .testTarget(name: "ScriptingTests", dependencies: ["TestKit", "Host", "Scripting", "Worker"], path: "Tests/ScriptingTests"),
         .testTarget(
             name: "WorkerTests",
             dependencies: ["TestKit", "Host", "Worker"],

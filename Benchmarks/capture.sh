@@ -29,6 +29,7 @@
 #   RUNS=2           repetitions of the sequence
 #   SETTLE=1         seconds between the end of the replay and the stop
 #   KUBESHARK=.build/release/kubeshark
+#   WORKER_ARGS=     extra arguments for the ring-* workers (Benchmarks/scripting.sh: --scripts DIR)
 #   BACKENDS="tcpdump libpcap af_packet af_xdp"   (ring-af_xdp, ring-af_packet: the worker
 #                    capturing into its master PCAP ring on disk, 4Gi limit)
 # Needs root, tcpreplay, tcpdump, iproute2, python3.
@@ -143,8 +144,9 @@ run_one() {
     tcpdump) tcpdump -n -i "$RX" -B 32768 -w /dev/null 2>"$err" & ;;
     # The worker: the backend feeding the master PCAP ring on disk.
     ring-*) rm -rf "$OUT/ring-data"
+            # shellcheck disable=SC2086
             "$KUBESHARK" worker -i "$RX" --capture "${backend#ring-}" --storage-limit 4Gi --port 0 \
-              --data-dir "$OUT/ring-data" 2>"$err" & ;;
+              --data-dir "$OUT/ring-data" ${WORKER_ARGS:-} 2>"$err" & ;;
     *) "$KUBESHARK" capture -i "$RX" --capture "$backend" -w /dev/null 2>"$err" & ;;
   esac
   RECEIVER_PID=$!

@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import Logging
+import Scripting
 import Synchronization
 
 /// How a worker runs.
@@ -22,6 +23,11 @@ public struct WorkerConfiguration: Sendable {
     public var accessToken: String?
     /// Plugins left out at start, each "what: why" (shown in statistics and the dashboard).
     public var refusedPlugins: [String] = []
+    /// Scripts (docs/scripting.md): the global `env` they see, the URL
+    /// prefixes `vendor.webhook` may call (empty: any), and each heap's limits.
+    public var scriptEnv: [String: String] = [:]
+    public var scriptWebhookAllow: [String] = []
+    public var scriptLimits = ScriptLimits()
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -42,6 +48,8 @@ public final class WorkerService: Sendable {
     private let sessions = Mutex<[String: ClientSession]>([:])
     private let nextSession = Atomic<Int>(1)
     private let startedNs = monotonicNanoseconds()
+    /// The scripts loaded into this worker; files they write live under `<data-dir>/scripting`.
+    public let scripts: ScriptManager
 
     private struct NodeState {
         var pods: [LocalPod] = []
@@ -73,6 +81,15 @@ public final class WorkerService: Sendable {
                                            storageLimit: configuration.storageLimit)
         ringConfig.flushIntervalNs = 50_000_000
         ring = try PacketRing(configuration: ringConfig, logger: logger)
+        var environment = ScriptEnvironment(ring: ring, plugins: plugins, directory: configuration.dataDirectory + "/scripting",
+                                            sessionDirectory: configuration.dataDirectory + "/sessions")
+        environment.macros = macros
+        environment.endpointNames = endpointNames
+        environment.env = configuration.scriptEnv
+        environment.webhook = Webhook(allowedPrefixes: configuration.scriptWebhookAllow)
+        environment.limits = configuration.scriptLimits
+        environment.nodeName = configuration.name
+        scripts = ScriptManager(environment: environment, log: ScriptLog(logger: logger))
     }
 
     /// Stops the current capture (every packet it read reaches the ring) and
@@ -196,6 +213,7 @@ public final class WorkerService: Sendable {
     /// Stops capture, closes every session, and closes the ring (its last
     /// segment's index is written).
     public func shutdown() {
+        scripts.shutdown()
         replaceCapture(with: nil)
         for s in openSessions { closeSession(s.id, reason: "worker stopping") }
         ring.close()

@@ -12,7 +12,7 @@ struct Kubeshark: AsyncParsableCommand {
         commandName: "kubeshark",
         abstract: "Kubernetes traffic analyzer: capture, dissect and query API traffic.",
         version: KubesharkVersion.version,
-        subcommands: [Dissect.self, Filter.self, Capture.self, WorkerCommand.self, HubCommand.self, Tap.self, ManifestsCommand.self, ConfigCommand.self, CleanCommand.self, ProxyCommand.self, PcapDump.self, Plugins.self, Version.self]
+        subcommands: [Dissect.self, Filter.self, Capture.self, WorkerCommand.self, HubCommand.self, Tap.self, ManifestsCommand.self, ConfigCommand.self, CleanCommand.self, ProxyCommand.self, ScriptsCommand.self, PcapDump.self, Plugins.self, Version.self]
     )
 }
 

@@ -47,6 +47,8 @@ struct Tap: AsyncParsableCommand {
 
     @OptionGroup(title: "Into a Kubernetes cluster") var clusterTap: ClusterTapOptions
 
+    @OptionGroup var scriptOptions: ScriptOptions
+
     func validate() throws {
         guard StorageQuantity(storageLimit) != nil else { throw ValidationError("--storage-limit: '\(storageLimit)' is not a quantity") }
     }
@@ -79,6 +81,7 @@ struct Tap: AsyncParsableCommand {
         config.host = proxyHost
         config.port = proxyFrontPort
         config.name = "tap"
+        scriptOptions.apply(to: &config)
         config.accessToken = WorkerAPI.accessToken(given: token, host: proxyHost)
         var logger = Logger(label: "tap")
         logger.logLevel = Logger.Level(rawValue: pluginOptions.logLevel) ?? .warning
@@ -88,6 +91,7 @@ struct Tap: AsyncParsableCommand {
         } catch {
             throw fail(error.description)
         }
+        try scriptOptions.load(into: service)
         let follower = PodFollower(service: service, selection: .scope(scope), live: live, label: "tap")
         follower.apply(pods)
         var set = sigset_t()

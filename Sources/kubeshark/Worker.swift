@@ -83,6 +83,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var pluginOptions: PluginOptions
 
+    @OptionGroup var scriptOptions: ScriptOptions
+
     func validate() throws {
         if [!interface.isEmpty, r != nil, followHub].filter({ $0 }).count != 1 {
             throw ValidationError("give one of -i INTERFACE, -r FILE or --pods")
@@ -125,6 +127,7 @@ struct WorkerCommand: AsyncParsableCommand {
         config.port = port
         config.name = name
         config.clientQueueBytes = Int(StorageQuantity(clientQueueLimit)!.bytes)
+        scriptOptions.apply(to: &config)
         config.accessToken = WorkerAPI.accessToken(given: token, host: host)
         var logger = Logger(label: "worker")
         logger.logLevel = Logger.Level(rawValue: pluginOptions.logLevel) ?? .warning
@@ -141,6 +144,7 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             throw fail(error.description)
         }
+        try scriptOptions.load(into: service)
         var watcher: Task<Void, Never>?
         if let (overrides, pods) = node {
             let follower = PodFollower(service: service, selection: .hub([]), live: live, filter: filter, byAddress: byAddress,

@@ -53,15 +53,17 @@ struct ClusterTapTests {
         defer { try? FileManager.default.removeItem(atPath: config) }
         // The cluster's controllers are not there: the test plays them, a moment after the apply.
         let labels = ["app.kubernetes.io/name": "kubeshark", "app.kubernetes.io/instance": "kubeshark"]
-        let controllers = Task.detached {
-            try await Task.sleep(for: .seconds(1))
-            try server.putPod("kubeshark-hub-1", namespace: "ks", ip: "10.2.0.1",
-                              labels: labels.merging(["app.kubernetes.io/component": "hub"]) { $1 }, extraStatus: Self.ready)
-            try server.putPod("kubeshark-worker-a", namespace: "ks", ip: "192.168.0.1", hostNetwork: true,
-                              labels: labels.merging(["app.kubernetes.io/component": "worker"]) { $1 }, extraStatus: Self.ready)
+        // On a dispatch thread: the test's own blocking calls below hold cooperative-pool threads.
+        let placed = DispatchSemaphore(value: 0)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1) {
+            _ = try? server.putPod("kubeshark-hub-1", namespace: "ks", ip: "10.2.0.1",
+                                   labels: labels.merging(["app.kubernetes.io/component": "hub"]) { $1 }, extraStatus: Self.ready)
+            _ = try? server.putPod("kubeshark-worker-a", namespace: "ks", ip: "192.168.0.1", hostNetwork: true,
+                                   labels: labels.merging(["app.kubernetes.io/component": "worker"]) { $1 }, extraStatus: Self.ready)
+            placed.signal()
         }
         let r = try Self.run(["tap", "--kube", "--kubeconfig", config, "-n", "shop", "-s", "ks", "--ready-timeout", "20", "--no-proxy"])
-        _ = try? await controllers.value
+        placed.wait()
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("tap: applied DaemonSet/kubeshark-worker-daemon-set"), "\(r.stderr)")
         #expect(r.stderr.contains("tap: hub 1/1 ready, workers 1/1 ready") && r.stderr.contains("kubeshark proxy -s ks"), "\(r.stderr)")

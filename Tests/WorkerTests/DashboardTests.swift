@@ -181,6 +181,27 @@ struct DashboardBrowserTests {
         #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
     }
 
+    @Test("the Scripts panel lists the scripts, a failed one with its reason, and their log lines")
+    func scriptsPanel() throws {
+        let dir = try ScriptTests.folder([
+            "hello.js": "// Greeter\nfunction onItemCaptured(data) { console.log('saw', data.method, data.summary); }\n",
+            "loop.js": "// Looper\nfunction onItemCaptured(data) { for (;;) {} }\n",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let worker = try WorkerAPITests.RunningWorker(["-r", WorkerAPITests.fixture("http1-post-json.pcap"), "--scripts", dir,
+                                                       "--script-call-budget", "200"])
+        defer { _ = worker.stop() }
+        let steps = try Self.drive(worker, ["--expect-count", "1", "--scripts-log", "Looper] stopped"])
+        let panel = try #require(steps["scripts"])
+        #expect(panel["hidden"] as? Bool == false)
+        let log = panel["log"] as? String ?? ""
+        #expect(log.contains("[Greeter] saw POST /api/items"), "\(log)")
+        #expect(log.contains("[Looper] stopped: onItemCaptured: stopped: ran longer than its 200 ms budget"), "\(log)")
+        let table = panel["table"] as? String ?? ""
+        #expect(table.contains("Greeterrunning") && table.contains("Looperfailed"), "\(table)")
+        #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
+    }
+
     @Test("a DNS entry (not HTTP-shaped) opens as a generic table of its fields")
     func nonHTTPEntry() throws {
         let worker = try WorkerAPITests.RunningWorker(["-r", TestProcess.repoRoot

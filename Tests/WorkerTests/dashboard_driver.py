@@ -236,7 +236,14 @@ async def later_steps(cdp, args):
              button=await cdp.js("document.getElementById('pause').textContent"),
              active=await cdp.js("document.getElementById('list').getAttribute('aria-activedescendant')"))
 
-    # 8. The connection state over a while (a worker that drops slow clients).
+    # 8. The Scripts panel shows the scripts and their log lines.
+    if args.scripts_log:
+        await cdp.wait("document.getElementById('scripts-log').textContent.includes(" + json.dumps(args.scripts_log) + ")")
+        emit("scripts", hidden=await cdp.js("document.getElementById('scripts').hidden"),
+             table=await cdp.js("document.getElementById('scripts-body').textContent"),
+             log=await cdp.js("document.getElementById('scripts-log').textContent"))
+
+    # 9. The connection state over a while (a worker that drops slow clients).
     if args.watch_conn:
         seen = []
         end = time.time() + args.watch_conn
@@ -260,6 +267,7 @@ async def main():
     ap.add_argument("--screenshot")
     ap.add_argument("--pause-query")
     ap.add_argument("--watch-conn", type=float, default=0)
+    ap.add_argument("--scripts-log", help="wait for this text in the Scripts panel's log")
     args = ap.parse_args()
 
     profile = tempfile.mkdtemp(prefix="ks-chromium-")

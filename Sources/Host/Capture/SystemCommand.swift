@@ -2,19 +2,19 @@
 import Glibc
 #endif
 
-/// Runs iproute2 and ethtool for the AF_XDP mirror. They are the reference
+/// Runs system tools: iproute2 and ethtool for the AF_XDP mirror, tar for scripts. They are the reference
 /// implementations of the tc and link netlink messages, their error text is what
 /// an operator would see by hand, and setup happens once per capture, so the
 /// cost of a process per step does not matter.
-enum SystemCommand {
-    struct Result {
-        var status: Int32
-        var output: String
-        var ok: Bool { status == 0 }
+public enum SystemCommand {
+    public struct Result {
+        public var status: Int32
+        public var output: String
+        public var ok: Bool { status == 0 }
     }
 
     /// The path of `tool` in the usual system directories, or nil.
-    static func find(_ tool: String) -> String? {
+    public static func find(_ tool: String) -> String? {
         for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin"] {
             let path = "\(dir)/\(tool)"
             if access(path, X_OK) == 0 { return path }
@@ -24,7 +24,7 @@ enum SystemCommand {
 
     /// Runs `tool args...` to completion; stdout and stderr together in `output`.
     /// The child starts with default signal handling and nothing blocked.
-    static func run(_ tool: String, _ args: [String]) -> Result {
+    public static func run(_ tool: String, _ args: [String]) -> Result {
         guard let path = find(tool) else { return Result(status: 127, output: "\(tool) not found (install iproute2/ethtool)") }
         var pipeFds: [Int32] = [0, 0]
         guard pipe(&pipeFds) == 0 else { return Result(status: 126, output: "pipe: \(String(cString: strerror(errno)))") }

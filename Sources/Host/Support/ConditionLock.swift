@@ -53,10 +53,10 @@ final class ConditionLock: @unchecked Sendable {
 
 /// A plain POSIX thread running one closure, joinable. Used where a loop must
 /// own a thread (capture, disk writing) rather than borrow Swift's pool.
-final class BackgroundThread: @unchecked Sendable {
+public final class BackgroundThread: @unchecked Sendable {
     private var thread: pthread_t?
 
-    init(_ body: @escaping @Sendable () -> Void) {
+    public init(_ body: @escaping @Sendable () -> Void) {
         final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
         let context = Unmanaged.passRetained(Box(body)).toOpaque()
         var t = pthread_t()
@@ -70,7 +70,7 @@ final class BackgroundThread: @unchecked Sendable {
     }
 
     /// Waits for the closure to return (once; later calls return at once).
-    func join() {
+    public func join() {
         if let t = thread { pthread_join(t, nil) }
         thread = nil
     }

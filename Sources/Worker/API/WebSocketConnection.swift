@@ -49,7 +49,7 @@ struct WebSocketConnection {
                 do {
                     for try await message in inbound.messages(maxSize: 1 << 16) {
                         guard case .text(let text) = message else { continue }
-                        session.outbound.push(reply(to: text, session))
+                        session.outbound.push(await reply(to: text, session))
                     }
                 } catch {
                     return "connection error: \(error)"
@@ -70,7 +70,7 @@ struct WebSocketConnection {
     }
 
     /// The answer to one client message.
-    private func reply(to text: String, _ session: ClientSession) -> [UInt8] {
+    private func reply(to text: String, _ session: ClientSession) async -> [UInt8] {
         guard let message = try? JSONValue.parse(text), case .string(let type)? = message["type"] else {
             return object(["type": .string("error"), "error": .string("messages are JSON objects with a \"type\"")])
         }
@@ -79,7 +79,9 @@ struct WebSocketConnection {
             guard case .string(let id)? = message["id"] else {
                 return object(["type": .string("error"), "error": .string("fetch needs an \"id\"")])
             }
-            guard let stored = session.entries.get(id), let entry = try? JSONValue.parse(stored.json) else {
+            guard let stored = session.entries.get(id),
+                  let entry = try? JSONValue.parse(await service.scripts.itemQueried(stored.json, flow: stored.flow))
+            else {
                 return object(["type": .string("error"), "id": .string(id),
                                "error": .string("no entry \(id) in this session (unknown, or forgotten to stay in its memory bound)")])
             }

@@ -15,6 +15,7 @@ import NIOCore
 /// - `GET /api/node/pods`: every pod on the node and which are targeted; `PUT /api/targets`
 ///   `{"pods": [...]}`: the pods to capture, from a hub (409 when the worker captures fixed interfaces).
 /// - `POST /api/ring/flush-oldest`: flushes the oldest segment now (operators).
+/// - `GET/POST /api/scripts`, `POST /api/scripts/activate|deactivate|remove`, `GET /api/scripts/logs`: scripts.
 /// - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus).
 /// - `GET /`, `GET /dashboard/...`: the web dashboard (docs/dashboard.md).
 public enum WorkerAPI {
@@ -67,8 +68,9 @@ public enum WorkerAPI {
         }
         router.get("/api/sessions/:session/entries/:entry") { _, context -> Response in
             let stored = try entry(service, context)
+            let json = await service.scripts.itemQueried(stored.json, flow: stored.flow)
             return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: stored.json)))
+                            body: .init(byteBuffer: ByteBuffer(bytes: json)))
         }
         router.get("/api/sessions/:session/entries/:entry/pcap") { _, context -> Response in
             let stored = try entry(service, context)
@@ -94,6 +96,7 @@ public enum WorkerAPI {
             }
             return json(.object([JSONMember(key: "flushed", value: .number(Double(sequence)))]))
         }
+        ScriptRoutes.add(to: router, scripts: service.scripts)
         DashboardRoutes.add(to: router)
         router.ws("/ws") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
             try await WebSocketConnection(service: service, inbound: inbound, outbound: outbound).run(request: context.request)

@@ -567,7 +567,55 @@
       const r = await fetch("/api/stats", { cache: "no-store" });
       if (r.ok) renderStats(await r.json());
     } catch { /* the connection state says it */ }
+    pollScripts();
     setTimeout(pollStats, STATS_EVERY_MS);
+  }
+
+  // ---- Scripts (docs/scripting.md): their state and log lines -----------------
+  let scriptLogSeq = 0;
+  let scriptsAvailable = true;   // a hub serves no /api/scripts
+
+  async function pollScripts() {
+    if (!scriptsAvailable) return;
+    try {
+      const r = await fetch("/api/scripts", { cache: "no-store" });
+      if (!r.ok) { scriptsAvailable = false; return; }
+      renderScripts(await r.json());
+      const l = await fetch(`/api/scripts/logs?after=${scriptLogSeq}`, { cache: "no-store" });
+      if (l.ok) appendScriptLog(await l.json());
+    } catch { /* the connection state says it */ }
+  }
+
+  function renderScripts(list) {
+    $("scripts").hidden = list.length === 0 && scriptLogSeq === 0;
+    $("scripts-count").textContent = `(${list.filter((x) => x.state === "running").length} running of ${list.length})`;
+    const body = $("scripts-body");
+    body.replaceChildren();
+    if (!list.length) return;
+    const t = el("table");
+    const head = el("tr");
+    for (const h of ["title", "state", "hooks", "entries", "packets", "errors", "memory"]) head.appendChild(el("th", "", h));
+    t.appendChild(head);
+    for (const x of list) {
+      const tr = el("tr");
+      const state = el("td", x.state === "failed" ? "bad" : "", x.state + (x.reason ? `: ${x.reason}` : ""));
+      tr.append(el("td", "", x.title), state, el("td", "", (x.hooks || []).join(", ")),
+        el("td", "", String(x.entries ?? "")), el("td", "", String(x.packets ?? "")),
+        el("td", x.errors > 0 ? "bad" : "", String(x.errors ?? "")), el("td", "", x.memoryBytes ? bytes(x.memoryBytes) : ""));
+      t.appendChild(tr);
+    }
+    body.appendChild(t);
+  }
+
+  function appendScriptLog(lines) {
+    const pre = $("scripts-log");
+    for (const line of lines) {
+      scriptLogSeq = Math.max(scriptLogSeq, line.seq);
+      const span = el("span", line.level, `${clock(line.time)} [${line.script}] ${line.message}\n`);
+      pre.appendChild(span);
+    }
+    while (pre.childNodes.length > 500) pre.removeChild(pre.firstChild);
+    if (lines.length) { $("scripts").hidden = false; pre.scrollTop = pre.scrollHeight; }
   }
 
   function renderStats(s) {
