@@ -101,4 +101,17 @@ struct ClusterTapTests {
         #expect(r.status != 0)
         #expect(r.stderr.contains("pod default/kubeshark-worker-x: ImagePullBackOff: the image cannot be pulled"), "\(r.stderr)")
     }
+
+    @Test("an RBAC denial during the apply ends tap with the API server's message")
+    func forbidden() throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let config = try Self.kubeconfig(server)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        _ = try server.control("POST", "/config", ["forbid": ["daemonsets"]])
+        let r = try Self.run(["tap", "--kube", "--kubeconfig", config, "--ready-timeout", "5", "--no-proxy"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("tap --kube:") && r.stderr.contains("forbidden") && r.stderr.contains("daemonsets"), "\(r.stderr)")
+        #expect(r.stderr.contains("applied Deployment/kubeshark-hub"), "what came before the denial was applied: \(r.stderr)")
+    }
 }
