@@ -93,22 +93,8 @@ struct ClusterHubTests {
         try server.putPod("web-1", namespace: "shop", node: "node-a", ip: web.podAddress)
         try server.putPod("api-0", namespace: "shop", node: "node-b", ip: api.podAddress)
         try server.putPod("db-0", namespace: "other", node: "node-a", ip: late.podAddress)
-        let kubeconfig = NSTemporaryDirectory() + "ks-clusterhub-\(getpid()).kubeconfig"
+        let kubeconfig = try server.kubeconfigFile(namespace: "kubeshark")
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
-        try """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: test
-              cluster: {server: "\(server.url)", certificate-authority: "\(TestPKI.path("ca.crt"))"}
-            users:
-            - name: hub
-              user: {token: test-token}
-            contexts:
-            - name: test
-              context: {cluster: test, user: hub, namespace: kubeshark}
-            current-context: test
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         // The deployment's ConfigMap: namespace shop only.
         try await withClient(server.config()) { client in
             _ = try await client.apply(KubeObject(yaml: """
@@ -164,16 +150,8 @@ struct ClusterHubTests {
     func noAccess() throws {
         let server = try TestAPIServer()
         defer { server.stop() }
-        let kubeconfig = NSTemporaryDirectory() + "ks-clusterhub-bad-\(getpid()).kubeconfig"
+        let kubeconfig = try server.kubeconfigFile(token: "wrong-token")
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
-        try """
-            apiVersion: v1
-            kind: Config
-            clusters: [{name: test, cluster: {server: "\(server.url)", certificate-authority: "\(TestPKI.path("ca.crt"))"}}]
-            users: [{name: hub, user: {token: wrong-token}}]
-            contexts: [{name: test, context: {cluster: test, user: hub}}]
-            current-context: test
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let r = try TestProcess.run(TestProcess.kubeshark, ["hub", "--kube", "--kubeconfig", kubeconfig, "--port", "0"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("hub --kube") && r.stderr.contains("401"), "\(r.stderr)")
@@ -204,16 +182,8 @@ struct ClusterHubTests {
         }
         let hubPort = hub.base.split(separator: ":").last.map(String.init) ?? ""
         _ = try server.control("POST", "/config", ["services": ["ks/kubeshark-hub:80": "127.0.0.1:\(hubPort)"]])
-        let kubeconfig = NSTemporaryDirectory() + "ks-proxy-\(getpid()).kubeconfig"
+        let kubeconfig = try server.kubeconfigFile()
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
-        try """
-            apiVersion: v1
-            kind: Config
-            clusters: [{name: test, cluster: {server: "\(server.url)", certificate-authority: "\(TestPKI.path("ca.crt"))"}}]
-            users: [{name: cli, user: {token: test-token}}]
-            contexts: [{name: test, context: {cluster: test, user: cli}}]
-            current-context: test
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let proxy = try Running(["proxy", "-s", "ks", "--kubeconfig", kubeconfig, "--proxy-front-port", "0"], ready: "the dashboard at")
         defer { proxy.stop() }
         // Without the token the hub refuses; through the proxy the browser needs none.

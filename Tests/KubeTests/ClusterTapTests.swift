@@ -8,19 +8,6 @@ import Testing
 /// (with the reason when a pod cannot start), and removed again.
 @Suite("tap --kube and clean")
 struct ClusterTapTests {
-    static func kubeconfig(_ server: TestAPIServer) throws -> String {
-        let path = NSTemporaryDirectory() + "ks-clustertap-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).kubeconfig"
-        try """
-            apiVersion: v1
-            kind: Config
-            clusters: [{name: test, cluster: {server: "\(server.url)", certificate-authority: "\(TestPKI.path("ca.crt"))"}}]
-            users: [{name: cli, user: {token: test-token}}]
-            contexts: [{name: test, context: {cluster: test, user: cli}}]
-            current-context: test
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     static func run(_ args: [String]) throws -> ProcessResult {
         try TestProcess.run(TestProcess.kubeshark, args, environment: ["HOME": NSTemporaryDirectory() + "ks-no-home"])
     }
@@ -31,7 +18,7 @@ struct ClusterTapTests {
     func dryRun() throws {
         let server = try TestAPIServer()
         defer { server.stop() }
-        let config = try Self.kubeconfig(server)
+        let config = try server.kubeconfigFile()
         defer { try? FileManager.default.removeItem(atPath: config) }
         try server.putPod("web-1", namespace: "shop", node: "node-a", ip: "10.1.0.1")
         try server.putPod("web-2", namespace: "shop", node: "node-b", phase: "Pending", ip: nil)
@@ -49,7 +36,7 @@ struct ClusterTapTests {
     func deployAndClean() async throws {
         let server = try TestAPIServer()
         defer { server.stop() }
-        let config = try Self.kubeconfig(server)
+        let config = try server.kubeconfigFile()
         defer { try? FileManager.default.removeItem(atPath: config) }
         // The cluster's controllers are not there: the test plays them, a moment after the apply.
         let labels = ["app.kubernetes.io/name": "kubeshark", "app.kubernetes.io/instance": "kubeshark"]
@@ -90,7 +77,7 @@ struct ClusterTapTests {
     func imagePullFailure() throws {
         let server = try TestAPIServer()
         defer { server.stop() }
-        let config = try Self.kubeconfig(server)
+        let config = try server.kubeconfigFile()
         defer { try? FileManager.default.removeItem(atPath: config) }
         try server.putPod("kubeshark-worker-x", namespace: "default", ip: nil,
                           labels: ["app.kubernetes.io/name": "kubeshark", "app.kubernetes.io/instance": "kubeshark",
@@ -106,7 +93,7 @@ struct ClusterTapTests {
     func forbidden() throws {
         let server = try TestAPIServer()
         defer { server.stop() }
-        let config = try Self.kubeconfig(server)
+        let config = try server.kubeconfigFile()
         defer { try? FileManager.default.removeItem(atPath: config) }
         _ = try server.control("POST", "/config", ["forbid": ["daemonsets"]])
         let r = try Self.run(["tap", "--kube", "--kubeconfig", config, "--ready-timeout", "5", "--no-proxy"])

@@ -106,6 +106,22 @@ final class TestAPIServer: @unchecked Sendable {
     /// The server's counters (lists, watches with their resourceVersion, applies, deletes).
     func stats() throws -> [String: Any] { try control("GET", "/stats") as? [String: Any] ?? [:] }
 
+    /// A kubeconfig file for this server (the test CA, a token; `namespace` as the
+    /// context's), for the `kubeshark` processes a test starts. The caller removes it.
+    func kubeconfigFile(token: String = "test-token", namespace: String? = nil) throws -> String {
+        let path = NSTemporaryDirectory() + "ks-kubeconfig-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let context = namespace.map { "{cluster: test, user: cli, namespace: \($0)}" } ?? "{cluster: test, user: cli}"
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: test, cluster: {server: "\(url)", certificate-authority: "\(TestPKI.path("ca.crt"))"}}]
+            users: [{name: cli, user: {token: \(token)}}]
+            contexts: [{name: test, context: \(context)}]
+            current-context: test
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// Adds or replaces a pod.
     @discardableResult
     func putPod(_ name: String, namespace: String = "default", node: String = "node-a", phase: String = "Running",
