@@ -104,8 +104,11 @@ struct Capture: ParsableCommand {
 /// Backend choice and tuning shared by `capture` and `dissect -i`.
 struct LiveCaptureOptions: ParsableArguments {
     @Option(name: .customLong("capture"),
-            help: "Backend: af_packet (TPACKET_V3 ring), af_xdp (XSK sockets on a tc mirror), libpcap, or auto (af_xdp, else af_packet, else libpcap).")
-    var backend: CaptureBackendChoice = .afPacket
+            help: "Backend: af_packet (TPACKET_V3 ring), af_xdp (XSK sockets on a tc mirror), libpcap, or auto (af_xdp, else af_packet, else libpcap); default: af_packet.")
+    var chosenBackend: CaptureBackendChoice?
+
+    /// The backend asked for, af_packet by default.
+    var backend: CaptureBackendChoice { chosenBackend ?? .afPacket }
 
     @Option(name: .customLong("xdp-mode"), help: "af_xdp: native (driver) or generic (SKB) XDP; auto takes native where it attaches.")
     var xdpMode: XDPModeChoice = .auto

@@ -60,7 +60,7 @@ struct Tap: AsyncParsableCommand {
             let choices = DeploymentChoices(
                 regex: scopeOptions.podRegex, namespaces: scope.namespaces, excludedNamespaces: scope.excludedNamespaces,
                 releaseNamespace: clusterTap.releaseNamespace, storageLimit: storageLimit,
-                capture: live.backend.rawValue, plugins: pluginOptions.plugins, pluginImages: clusterTap.pluginImages,
+                capture: live.chosenBackend?.rawValue, plugins: pluginOptions.plugins, pluginImages: clusterTap.pluginImages,
                 registry: clusterTap.registry, tag: clusterTap.tag)
             try await clusterTap.run(config: try choices.resolve(clusterTap.configOptions), dryRun: dryRun,
                                      proxyHost: proxyHost, proxyPort: proxyFrontPort)
