@@ -48,6 +48,12 @@ let package = Package(
                        providers: [.apt(["libxdp-dev", "libbpf-dev"])]),
         .target(name: "CXDP", dependencies: ["CLibXDP"], path: "Sources/CXDP",
                 linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
+        // TLS plaintext: the libbpf loader of the OpenSSL uprobes (Sources/CTLSProbe), and their BPF
+        // object, compiled at build time by the EmbedBPF plugin (clang -target bpf) into TLSProbeObject.
+        .target(name: "CTLSProbe", path: "Sources/CTLSProbe", exclude: ["bpf"],
+                linkerSettings: [.linkedLibrary("bpf")]),
+        .plugin(name: "EmbedBPF", capability: .buildTool(), path: "BuildPlugins/EmbedBPF"),
+        .target(name: "TLSProbeObject", path: "Sources/TLSProbeObject", plugins: ["EmbedBPF"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         // Swift SDK for plugin authors (not part of the ABI).
@@ -56,7 +62,7 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
-                "PluginAPI", "CPcap", "CAFPacket", "CXDP",
+                "PluginAPI", "CPcap", "CAFPacket", "CXDP", "CTLSProbe", "TLSProbeObject",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Host",
