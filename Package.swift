@@ -128,6 +128,7 @@ let package = Package(
         .testTarget(name: "AMQPPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/AMQPPluginTests"),
         .testTarget(name: "KafkaPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/KafkaPluginTests"),
         .testTarget(name: "HTTP2PluginTests", dependencies: ["TestKit", "Host", "HTTP2Plugin"], path: "Tests/HTTP2PluginTests"),
+        .testTarget(name: "TLSTests", dependencies: ["TestKit", "Host"], path: "Tests/TLSTests"),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "Host"], path: "Tests/CLITests"),
         .testTarget(
             name: "WorkerTests",
