@@ -92,8 +92,13 @@ struct Dissect: ParsableCommand {
                 // Attached before the "capturing on" line, so traffic sent after it is seen.
                 let tracer = tlsOptions.start()
                 defer {
-                    tracer?.close()
-                    for chunk in tracer?.drain() ?? [] { session.process(tls: chunk) }
+                    if let tracer {
+                        tracer.close()
+                        for chunk in tracer.drain() { session.process(tls: chunk) }
+                        let s = tracer.statistics
+                        warn("TLS: \(s.chunksRead) chunks read, \(s.probe.lost) lost in the kernel ring, "
+                            + "\(s.chunksDropped) dropped by us, \(s.probe.truncatedCalls) calls larger than the probes copy")
+                    }
                 }
                 LiveStop.install(backend, interface: interfaces.joined(separator: ","))
                 var seen = 0
