@@ -12,7 +12,8 @@ struct TLSOptions: ParsableArguments {
     var tlsNetns: [String] = []
 
     /// Starts TLS capture, or says in one line why it cannot and returns nil (capture goes on without it).
-    func start(scope podNamespaces: [String]? = nil) -> TLSTracer? {
+    /// `podNamespaces`: the scope when pods define it (tap); `log`: where a worker's sessions read the chunks.
+    func start(scope podNamespaces: [String]? = nil, log: TLSChunkLog? = nil) -> TLSTracer? {
         guard tls else { return nil }
         let names = podNamespaces ?? tlsNetns
         let scope: TLSScope
@@ -25,7 +26,9 @@ struct TLSOptions: ParsableArguments {
             scope = .namespaces(named: names)
         }
         do {
-            let tracer = try TLSTracer(scope: scope) { warn($0.description) }
+            let tracer = try TLSTracer(scope: scope, log: log) { finding in
+                if finding.status != "openssl" || podNamespaces != nil || !names.isEmpty { warn(finding.description) }
+            }
             return tracer
         } catch {
             warn("\(error.description); going on without TLS capture")

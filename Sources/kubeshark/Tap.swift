@@ -54,6 +54,8 @@ struct Tap: AsyncParsableCommand {
             help: "Access token for the dashboard; generated and printed when --proxy-host is not loopback.")
     var token: String?
 
+    @OptionGroup var tlsOptions: TLSOptions
+
     @OptionGroup var pluginOptions: PluginOptions
 
     var scope: PodScope {
@@ -100,7 +102,10 @@ struct Tap: AsyncParsableCommand {
         } catch {
             throw fail(error.description)
         }
-        let follower = PodFollower(service: service, scope: scope, overrides: overrides, live: live)
+        // TLS capture follows the targeted pods' network namespaces.
+        let tracer = tlsOptions.start(scope: targets.map(\.netns), log: service.tlsLog)
+        defer { tracer?.close() }
+        let follower = PodFollower(service: service, scope: scope, overrides: overrides, live: live, tls: tracer)
         follower.apply(pods)
         var set = sigset_t()
         sigemptyset(&set)
@@ -139,8 +144,11 @@ final class PodFollower: @unchecked Sendable {
     private let live: LiveCaptureOptions
     private let lock = NSLock()
     private var interfaces: [String]?
+    private let tls: TLSTracer?
 
-    init(service: WorkerService, scope: PodScope, overrides: [String: LocalPods.Override], live: LiveCaptureOptions) {
+    init(service: WorkerService, scope: PodScope, overrides: [String: LocalPods.Override], live: LiveCaptureOptions,
+         tls: TLSTracer? = nil) {
+        self.tls = tls
         self.service = service
         self.scope = scope
         self.live = live
@@ -154,6 +162,7 @@ final class PodFollower: @unchecked Sendable {
         service.endpointNames.replace(names)
         let targets = scope.targets(pods)
         service.targetedPods = targets
+        tls?.setScope(.namespaces(named: targets.map(\.netns)))
         let wanted = Array(Set(targets.flatMap(\.hostInterfaces))).sorted()
         guard wanted != interfaces else { return }
         interfaces = wanted

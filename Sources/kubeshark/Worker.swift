@@ -53,6 +53,8 @@ struct WorkerCommand: AsyncParsableCommand {
             help: "Most bytes of entries waiting for one client; a slower client is disconnected with the reason.")
     var clientQueueLimit = "16Mi"
 
+    @OptionGroup var tlsOptions: TLSOptions
+
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
@@ -95,6 +97,9 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             throw fail(error.description)
         }
+        // Live capture also reads TLS plaintext (not a capture file's replay).
+        let tracer = interface.isEmpty ? nil : tlsOptions.start(log: service.tlsLog)
+        defer { tracer?.close() }
         // A parent may have spawned us with these signals blocked; the server's
         // graceful shutdown needs them.
         var set = sigset_t()

@@ -28,7 +28,7 @@ struct TLSCaptureTests {
         try process.run()
         var stderr = TestProcess.waitFor("capturing on", in: err)
         #expect(stderr.contains("capturing on"), "capture did not start: \(stderr)")
-        #expect(!loadedTLSPrograms().isEmpty, "the TLS probes are not loaded while capturing")
+        #expect(tlsPrograms(heldBy: process.processIdentifier).count == 8, "the TLS probes are not loaded while capturing")
         traffic()
         usleep(1_000_000)
         process.interrupt()
@@ -89,7 +89,7 @@ struct TLSCaptureTests {
             }
         }
         // Capture stopped: no probe program is left in the kernel.
-        #expect(loadedTLSPrograms().isEmpty, "left behind: \(loadedTLSPrograms())")
+        #expect(orphanedTLSPrograms().isEmpty, "left behind: \(orphanedTLSPrograms())")
     }
 
     @Test("a process outside the scope is not captured")

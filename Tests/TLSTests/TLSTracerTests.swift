@@ -92,12 +92,13 @@ struct TLSTracerTests {
 
     @Test("closing detaches every probe: bpftool lists none of its programs")
     func closeDetaches() throws {
-        let before = loadedTLSPrograms()
-        #expect(before.isEmpty, "probes of an earlier run still loaded: \(before)")
+        let me = getpid()
+        #expect(tlsPrograms(heldBy: me).isEmpty, "probes of an earlier test still loaded: \(tlsPrograms(heldBy: me))")
         let tracer = try TLSTracer(scope: .allProcesses)
-        #expect(loadedTLSPrograms().count == 8, "\(loadedTLSPrograms())")
+        #expect(tlsPrograms(heldBy: me).count == 8, "\(tlsPrograms(heldBy: me))")
         tracer.close()
-        #expect(loadedTLSPrograms().isEmpty, "left behind: \(loadedTLSPrograms())")
+        #expect(tlsPrograms(heldBy: me).isEmpty, "still held: \(tlsPrograms(heldBy: me))")
+        #expect(orphanedTLSPrograms().isEmpty, "left behind: \(orphanedTLSPrograms())")
     }
 }
 }

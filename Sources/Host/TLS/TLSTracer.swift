@@ -43,10 +43,16 @@ public struct TLSTracerStatistics: Sendable, Equatable {
 public final class TLSTracer: @unchecked Sendable {
     /// Most chunks queued for `drain`; beyond it chunks are dropped and counted.
     public static let queueLimit = 65_536
-    /// How often /proc is rescanned for new processes and libraries.
-    public var rescanIntervalNs: Int64 = 250_000_000
+    /// How often /proc is rescanned for new processes and libraries: often for targeted
+    /// pods, seldom when every process is in scope (the system's libssl is attached from
+    /// the start either way).
+    var rescanIntervalNs: Int64 {
+        if case .allProcesses = scope { return 2_000_000_000 }
+        return 250_000_000
+    }
 
     private let probe: TLSProbe
+    private let log: TLSChunkLog?
     private let report: @Sendable (TLSProcessFinding) -> Void
     private let queue = Mutex<[TLSChunk]>([])
     private let pendingScope = Mutex<TLSScope?>(nil)
@@ -68,9 +74,12 @@ public final class TLSTracer: @unchecked Sendable {
 
     /// Loads and starts TLS capture; throws one line when the kernel or the
     /// privileges do not allow it. `report` hears about each process in scope
-    /// whose TLS is traced or cannot be.
-    public init(scope: TLSScope, report: @escaping @Sendable (TLSProcessFinding) -> Void = { _ in }) throws(TLSProbeError) {
+    /// whose TLS is traced or cannot be. With `log`, chunks go there (for the worker's
+    /// sessions) instead of waiting for `drain`.
+    public init(scope: TLSScope, log: TLSChunkLog? = nil,
+                report: @escaping @Sendable (TLSProcessFinding) -> Void = { _ in }) throws(TLSProbeError) {
         probe = try TLSProbe()
+        self.log = log
         self.report = report
         apply(scope)
         // The system's libssl, so short-lived clients started before the next rescan are seen.
@@ -122,9 +131,10 @@ public final class TLSTracer: @unchecked Sendable {
         while running.load(ordering: .acquiring) {
             let chunks = probe.poll(timeoutMs: 50)
             if !chunks.isEmpty { enqueue(chunks) }
-            if let next = pendingScope.withLock({ s -> TLSScope? in defer { s = nil }; return s }) {
+            if let next = pendingScope.withLock({ s -> TLSScope? in defer { s = nil }; return s }), next != scope {
                 apply(next)
-                processes = [:]
+                // Processes examined while out of scope are looked at again.
+                processes = processes.filter { $0.value != .waiting }
             }
             let now = monotonicNanoseconds()
             if now - lastScan >= rescanIntervalNs {
@@ -143,6 +153,10 @@ public final class TLSTracer: @unchecked Sendable {
             if let port = chunks[i].local?.port { chunks[i].localIsServer = isListening(port, chunks[i]) }
         }
         read &+= UInt64(chunks.count)
+        if let log {
+            log.append(chunks)
+            return
+        }
         queue.withLock { q in
             let room = max(0, Self.queueLimit - q.count)
             if chunks.count > room { dropped &+= UInt64(chunks.count - room) }
@@ -229,7 +243,9 @@ public final class TLSTracer: @unchecked Sendable {
 
     /// No TLS library mapped: OpenSSL linked into the executable (with symbols: attach
     /// there), another TLS stack linked in (reported), or no TLS yet (looked at again later).
+    /// Executables are only read for targeted processes, not when every process is in scope.
     private func examineExecutable(_ pid: Int32, _ name: String) -> ProcessState {
+        if case .allProcesses = scope { return .waiting }
         let exe = "/proc/\(pid)/exe"
         guard let id = FileIdentity(path: exe) else { return .waiting }
         let verdict: String?
@@ -251,6 +267,7 @@ public final class TLSTracer: @unchecked Sendable {
     }
 
     private func note(_ pid: Int32, _ name: String, _ status: String, _ detail: String) {
+        guard !foundList.withLock({ $0.contains { $0.pid == pid && $0.detail == detail } }) else { return }
         let finding = TLSProcessFinding(pid: pid, process: name, status: status, detail: detail)
         foundList.withLock { $0.append(finding) }
         report(finding)

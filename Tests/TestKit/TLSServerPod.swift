@@ -1,20 +1,20 @@
 import Foundation
-import TestKit
 
 /// A pod serving HTTPS: a `TestPod` network namespace (veth to the host) running
 /// nginx with a self-signed certificate made by openssl, HTTP/1.1 and HTTP/2
 /// (ALPN h2) on port 8443. `remove()` stops everything.
-final class TLSServerPod {
-    let pod: TestPod
-    let port = 8443
-    let directory: URL
+public final class TLSServerPod {
+    public let pod: TestPod
+    public let port = 8443
+    public let directory: URL
     private var server: Process?
-    var namespace: String { pod.namespace }
-    var address: String { pod.podAddress }
-    var hostInterface: String { pod.hostInterface }
+    public var namespace: String { pod.namespace }
+    public var address: String { pod.podAddress }
+    public var hostInterface: String { pod.hostInterface }
 
-    init(tag: String, subnet: Int) throws {
-        pod = try TestPod(tag: tag, subnet: subnet)
+    /// `netns`: the namespace's name (see `TestPod`); `NS.POD` makes it pod POD in NS for `kubeshark tap`.
+    public init(tag: String, subnet: Int, netns: String? = nil) throws {
+        pod = try TestPod(tag: tag, subnet: subnet, netns: netns)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ks-tls-\(tag)-\(getpid())")
         do {
             try? FileManager.default.removeItem(at: directory)
@@ -65,7 +65,7 @@ final class TLSServerPod {
         }
     }
 
-    func remove() {
+    public func remove() {
         // Not waited for: Foundation does not always reap it; the pod's removal kills what is left in the namespace.
         if let server { kill(server.processIdentifier, SIGKILL) }
         server = nil
@@ -75,7 +75,7 @@ final class TLSServerPod {
 
     /// Runs curl (in `netns` when given) against the pod; returns the HTTP status, or nil.
     @discardableResult
-    func curl(_ options: [String], netns: String? = nil) -> Int? {
+    public func curl(_ options: [String], netns: String? = nil) -> Int? {
         var arguments = options
         let path = arguments.removeLast()
         arguments = ["-sk", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"] + arguments
@@ -87,7 +87,7 @@ final class TLSServerPod {
     }
 
     /// One HTTP/1.1 request through `openssl s_client`; returns the status line.
-    func sClient(_ path: String) -> String {
+    public func sClient(_ path: String) -> String {
         let request = "GET \(path) HTTP/1.1\\r\\nHost: pod\\r\\nConnection: close\\r\\n\\r\\n"
         let r = try? TestProcess.run("/bin/sh", ["-c", "printf '\(request)' | timeout 5 openssl s_client -quiet "
             + "-connect \(address):\(port) 2>/dev/null | head -1"])
@@ -95,7 +95,7 @@ final class TLSServerPod {
     }
 
     /// One request with Python's ssl module (http.client, which calls SSL_write_ex/SSL_read_ex); returns the status.
-    func python(_ method: String, _ path: String) -> Int? {
+    public func python(_ method: String, _ path: String) -> Int? {
         let script = """
             import http.client, ssl, sys
             c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE
@@ -113,13 +113,48 @@ final class TLSServerPod {
     }
 }
 
-/// Names of the TLS probe's BPF programs that `bpftool prog show` lists now.
-func loadedTLSPrograms() -> [String] {
+/// The TLS probe's BPF programs loaded in the kernel (`bpftool prog show`), by id and name.
+private func tlsProgramsLoaded() -> [(id: Int, name: String)] {
     guard let bpftool = TestProcess.which("bpftool"),
           let r = try? TestProcess.run(bpftool, ["-j", "prog", "show"]), r.status == 0,
           let list = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]
-    else { return ["<bpftool failed>"] }
+    else { return [(-1, "<bpftool failed>")] }
+    // Names are cut to 15 characters by the kernel.
     let ours = ["ssl_write_enter", "ssl_read_enter", "ssl_write_ex_en", "ssl_read_ex_ent", "ssl_write_leave",
                 "ssl_read_leave", "ssl_write_ex_le", "ssl_read_ex_lea"]
-    return list.compactMap { $0["name"] as? String }.filter { name in ours.contains { name.hasPrefix($0) } }
+    return list.compactMap { p in
+        guard let id = p["id"] as? Int, let name = p["name"] as? String, ours.contains(where: { name.hasPrefix($0) }) else { return nil }
+        return (id, name)
+    }
+}
+
+/// Ids of the BPF programs a process holds descriptors of (`prog_id` in /proc/PID/fdinfo).
+private func programIDs(heldBy pid: Int32) -> Set<Int> {
+    let dir = "/proc/\(pid)/fdinfo"
+    guard let fds = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
+    var ids: Set<Int> = []
+    for fd in fds {
+        guard let text = try? String(contentsOfFile: "\(dir)/\(fd)", encoding: .utf8) else { continue }
+        for line in text.split(separator: "\n") where line.hasPrefix("prog_id:") {
+            if let id = Int(line.dropFirst("prog_id:".count).trimmingCharacters(in: .whitespaces)) { ids.insert(id) }
+        }
+    }
+    return ids
+}
+
+/// Names of the TLS probe's programs that process `pid` holds.
+public func tlsPrograms(heldBy pid: Int32) -> [String] {
+    let held = programIDs(heldBy: pid)
+    return tlsProgramsLoaded().filter { held.contains($0.id) }.map(\.name)
+}
+
+/// Names of the TLS probe's programs no process holds: left behind in the kernel.
+public func orphanedTLSPrograms() -> [String] {
+    let loaded = tlsProgramsLoaded()
+    guard !loaded.isEmpty else { return [] }
+    var held: Set<Int> = []
+    for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        if let p = Int32(pid) { held.formUnion(programIDs(heldBy: p)) }
+    }
+    return loaded.filter { !held.contains($0.id) }.map(\.name)
 }
