@@ -99,17 +99,12 @@ struct {
     __type(value, __u64);
 } counters SEC(".maps");
 
-/* Where an event is assembled before bpf_ringbuf_output copies its used part. */
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct ks_tls_event);
-} scratch SEC(".maps");
-
+/* Events are reserved in the ring at their full size and filled in place: a per-CPU
+ * scratch buffer is not safe, as a preempted program's buffer can be reused by the
+ * next program run on that CPU. 64 MiB hold about 4000 events in flight. */
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 16 << 20);
+    __uint(max_entries, 64 << 20);
 } events SEC(".maps");
 
 static __always_inline void count(__u32 which) {
@@ -201,40 +196,39 @@ static __always_inline int leave(struct pt_regs *ctx) {
         if (known) fd = *known;
     }
     if (len == 0 || len > 0xffffffffULL) goto done;
-
-    __u32 zero = 0;
-    struct ks_tls_event *e = bpf_map_lookup_elem(&scratch, &zero);
-    if (!e) goto done;
-    e->timestamp_ns = bpf_ktime_get_ns();
-    e->ssl = c->ssl;
-    e->pid = id >> 32;
-    e->tid = (__u32)id;
-    e->length = (__u32)len;
-    e->fd = fd;
-    e->netns = current_netns();
-    e->direction = c->direction;
-    e->reserved = 0;
-    bpf_get_current_comm(&e->comm, sizeof(e->comm));
-    resolve_socket(e, fd);
     if (fd < 0) count(KS_TLS_COUNT_NO_FD);
     if (len > (__u64)KS_TLS_CHUNK * KS_TLS_MAX_CHUNKS) count(KS_TLS_COUNT_TRUNCATED);
 
     __u64 buf = c->buf;
+    __u64 ssl = c->ssl;
+    __u8 direction = c->direction;
+    __u64 now = bpf_ktime_get_ns();
     for (__u32 i = 0; i < KS_TLS_MAX_CHUNKS; i++) {
         __u32 off = i * KS_TLS_CHUNK;
         if (off >= len) break;
         __u32 n = len - off;
         if (n > KS_TLS_CHUNK) n = KS_TLS_CHUNK;
+        struct ks_tls_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+        if (!e) {
+            count(KS_TLS_COUNT_LOST);
+            continue;
+        }
+        e->timestamp_ns = now;
+        e->ssl = ssl;
+        e->pid = id >> 32;
+        e->tid = (__u32)id;
+        e->length = (__u32)len;
+        e->fd = fd;
+        e->netns = current_netns();
+        e->direction = direction;
+        e->reserved = 0;
+        bpf_get_current_comm(&e->comm, sizeof(e->comm));
+        resolve_socket(e, fd);
         e->offset = off;
         e->captured = n;
-        if (bpf_probe_read_user(e->data, n, (void *)(buf + off)) != 0) {
-            e->captured = 0;
-            n = 0;
-        }
-        if (bpf_ringbuf_output(&events, e, __builtin_offsetof(struct ks_tls_event, data) + n, 0) != 0)
-            count(KS_TLS_COUNT_LOST);
-        else
-            count(KS_TLS_COUNT_EVENTS);
+        if (bpf_probe_read_user(e->data, n, (void *)(buf + off)) != 0) e->captured = 0;
+        bpf_ringbuf_submit(e, 0);
+        count(KS_TLS_COUNT_EVENTS);
     }
 done:
     bpf_map_delete_elem(&calls, &id);
