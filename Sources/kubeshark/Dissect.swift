@@ -90,7 +90,7 @@ struct Dissect: ParsableCommand {
                 // Closing removes what a backend set up on the node (the AF_XDP mirror), also on a failed read.
                 defer { backend.close() }
                 // Attached before the "capturing on" line, so traffic sent after it is seen.
-                let tracer = tlsOptions.start()
+                let tracer = tlsOptions.start(capturing: interfaces)
                 defer {
                     if let tracer {
                         tracer.close()

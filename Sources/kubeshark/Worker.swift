@@ -98,7 +98,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw fail(error.description)
         }
         // Live capture also reads TLS plaintext (not a capture file's replay).
-        let tracer = interface.isEmpty ? nil : tlsOptions.start(log: service.tlsLog)
+        let tracer = interface.isEmpty ? nil : tlsOptions.start(capturing: LiveCapture.interfaces(interface), log: service.tlsLog)
         defer { tracer?.close() }
         // A parent may have spawned us with these signals blocked; the server's
         // graceful shutdown needs them.

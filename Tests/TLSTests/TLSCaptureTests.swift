@@ -16,11 +16,12 @@ struct TLSCaptureTests {
     }
 
     /// Runs `kubeshark dissect --live` on the pod's host interface with TLS scoped to
-    /// `netns`, makes the traffic once capture runs, and returns the entries and stderr.
-    func capture(on pod: TLSServerPod, netns: String, traffic: () -> Void) throws -> ([[String: Any]], String) {
+    /// `netns` (nil: the default, the namespace behind the interface), makes the traffic
+    /// once capture runs, and returns the entries and stderr.
+    func capture(on pod: TLSServerPod, netns: String?, traffic: () -> Void) throws -> ([[String: Any]], String) {
         let process = TestProcess.unblocked(TestProcess.kubeshark, [
-            "dissect", "--live", "-i", pod.hostInterface, "--bpf", "tcp port \(pod.port)", "--tls-netns", netns,
-            "--output", "json"])
+            "dissect", "--live", "-i", pod.hostInterface, "--bpf", "tcp port \(pod.port)", "--output", "json"]
+            + (netns.map { ["--tls-netns", $0] } ?? []))
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -108,11 +109,11 @@ struct TLSCaptureTests {
         #expect(entries.isEmpty, "captured out of scope: \(exchanges(entries)) \(stderr)")
     }
 
-    @Test("both ends traced: each exchange is shown once, from the process that reported the connection first")
+    @Test("by default the pod behind the interface is traced; both ends traced: each exchange is shown once")
     func bothEndsInScope() throws {
         let pod = try TLSServerPod(tag: "tlsb", subnet: 72)
         defer { pod.remove() }
-        let (entries, stderr) = try capture(on: pod, netns: pod.namespace) {
+        let (entries, stderr) = try capture(on: pod, netns: nil) {
             // Clients inside the pod's namespace: curl and nginx are both in scope.
             for i in 0..<3 { #expect(pod.curl(["--http1.1", "/hello.txt?n=\(i)"], netns: pod.namespace) == 200) }
             #expect(pod.curl(["--http2", "/api/both"], netns: pod.namespace) == 201)
