@@ -52,6 +52,12 @@ let package = Package(
                        providers: [.apt(["libxdp-dev", "libbpf-dev"])]),
         .target(name: "CXDP", dependencies: ["CLibXDP"], path: "Sources/CXDP",
                 linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
+        // TLS plaintext: the libbpf loader of the OpenSSL uprobes (Sources/CTLSProbe), and their BPF
+        // object, compiled at build time by the EmbedBPF plugin (clang -target bpf) into TLSProbeObject.
+        .target(name: "CTLSProbe", path: "Sources/CTLSProbe", exclude: ["bpf"],
+                linkerSettings: [.linkedLibrary("bpf")]),
+        .plugin(name: "EmbedBPF", capability: .buildTool(), path: "BuildPlugins/EmbedBPF"),
+        .target(name: "TLSProbeObject", path: "Sources/TLSProbeObject", plugins: ["EmbedBPF"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         // Duktape (ES5.1) for scripts, built from Debian's duktape-dev sources with
@@ -63,7 +69,7 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
-                "PluginAPI", "CPcap", "CAFPacket", "CXDP",
+                "PluginAPI", "CPcap", "CAFPacket", "CXDP", "CTLSProbe", "TLSProbeObject",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Host",
@@ -159,6 +165,7 @@ let package = Package(
         .testTarget(name: "AMQPPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/AMQPPluginTests"),
         .testTarget(name: "KafkaPluginTests", dependencies: ["TestKit", "Host"], path: "Tests/KafkaPluginTests"),
         .testTarget(name: "HTTP2PluginTests", dependencies: ["TestKit", "Host", "HTTP2Plugin"], path: "Tests/HTTP2PluginTests"),
+        .testTarget(name: "TLSTests", dependencies: ["TestKit", "Host"], path: "Tests/TLSTests"),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "Host"], path: "Tests/CLITests"),
         .testTarget(name: "DeployTests", dependencies: ["TestKit", "Host", "Deploy"], path: "Tests/DeployTests"),
         .testTarget(name: "ScriptingTests", dependencies: ["TestKit", "Host", "Scripting", "Worker"], path: "Tests/ScriptingTests"),

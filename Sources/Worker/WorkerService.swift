@@ -45,6 +45,8 @@ public final class WorkerService: Sendable {
     let logger: Logger
     /// Pod names for entries' endpoints (set by `kubeshark tap`'s pod discovery).
     public let endpointNames = EndpointNames()
+    /// TLS plaintext from the OpenSSL probes (filled by a `TLSTracer` when TLS capture is on).
+    public let tlsLog = TLSChunkLog()
     private let sessions = Mutex<[String: ClientSession]>([:])
     private let nextSession = Atomic<Int>(1)
     private let startedNs = monotonicNanoseconds()
@@ -169,7 +171,7 @@ public final class WorkerService: Sendable {
             ringSession = try RingSession(
                 id: id, ring: ring, plugins: plugins, query: compiled, fromNs: fromNs,
                 storeDirectory: configuration.dataDirectory + "/sessions/" + id, sink: sink, names: endpointNames,
-                nowMs: { wallClockNanoseconds() / 1_000_000 })
+                nowMs: { wallClockNanoseconds() / 1_000_000 }, tls: tlsLog)
         } catch {
             throw .storage(error.description)
         }

@@ -37,6 +37,8 @@ struct Dissect: ParsableCommand {
 
     @OptionGroup var live: LiveCaptureOptions
 
+    @OptionGroup var tlsOptions: TLSOptions
+
     @Option(name: [.short, .customLong("count")], help: "Stop a live capture after this many packets.")
     var count: Int?
 
@@ -87,12 +89,25 @@ struct Dissect: ParsableCommand {
                 let backend = try LiveCapture.open(interfaces, options: live, filter: captureFilter)
                 // Closing removes what a backend set up on the node (the AF_XDP mirror), also on a failed read.
                 defer { backend.close() }
+                // Attached before the "capturing on" line, so traffic sent after it is seen.
+                let tracer = tlsOptions.start(capturing: interfaces)
+                defer {
+                    if let tracer {
+                        tracer.close()
+                        for chunk in tracer.drain() { session.process(tls: chunk) }
+                        let s = tracer.statistics
+                        warn("TLS: \(s.chunksRead) chunks read, \(s.probe.lost) lost in the kernel ring, "
+                            + "\(s.chunksDropped) dropped by us, \(s.probe.truncatedCalls) calls larger than the probes copy")
+                    }
+                }
                 LiveStop.install(backend, interface: interfaces.joined(separator: ","))
                 var seen = 0
                 loop: while true {
                     let limit = count.map { max(0, $0 - seen) } ?? 256
                     if limit == 0 { break }
-                    switch try backend.read(maxPackets: min(limit, 256), { session.process($0); seen += 1 }) {
+                    let outcome = try backend.read(maxPackets: min(limit, 256), { session.process($0); seen += 1 })
+                    if let tracer { for chunk in tracer.drain() { session.process(tls: chunk) } }
+                    switch outcome {
                     case .end: break loop
                     case .packets, .timeout:
                         if output == .json { jsonSink.flush() }

@@ -85,6 +85,8 @@ final class PodFollower: @unchecked Sendable {
     /// Capture on `any`, filtered to the targets' addresses, rather than on their
     /// interfaces (in a cluster, pods' network namespaces have no names to find).
     private let byAddress: Bool
+    /// TLS capture, kept on the targets' network namespaces.
+    private let tls: TLSTracer?
     private let lock = NSLock()
     private var selection: Selection
     private var pods: [LocalPod] = []
@@ -92,7 +94,8 @@ final class PodFollower: @unchecked Sendable {
     private var opened: (interfaces: [String], filter: String?)?
 
     init(service: WorkerService, selection: Selection, live: LiveCaptureOptions, filter: String? = nil, byAddress: Bool = false,
-         label: String) {
+         label: String, tls: TLSTracer? = nil) {
+        self.tls = tls
         self.service = service
         self.selection = selection
         self.live = live
@@ -137,6 +140,7 @@ final class PodFollower: @unchecked Sendable {
         for pod in pods + targets { for ip in pod.addresses { names[ip] = EndpointNames.Name(name: pod.name, namespace: pod.namespace) } }
         service.endpointNames.replace(names)
         service.targetedPods = targets
+        tls?.setScope(.namespaces(named: targets.map(\.netns).filter { !$0.isEmpty }))
         let wanted: [String]
         var wantedFilter = filter
         if byAddress {

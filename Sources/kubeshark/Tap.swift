@@ -43,6 +43,8 @@ struct Tap: AsyncParsableCommand {
             help: "Access token for the dashboard; generated and printed when --proxy-host is not loopback.")
     var token: String?
 
+    @OptionGroup var tlsOptions: TLSOptions
+
     @OptionGroup var pluginOptions: PluginOptions
 
     @OptionGroup(title: "Into a Kubernetes cluster") var clusterTap: ClusterTapOptions
@@ -92,7 +94,10 @@ struct Tap: AsyncParsableCommand {
             throw fail(error.description)
         }
         try scriptOptions.load(into: service)
-        let follower = PodFollower(service: service, selection: .scope(scope), live: live, label: "tap")
+        // TLS capture follows the targeted pods' network namespaces.
+        let tracer = tlsOptions.start(scope: targets.map(\.netns), log: service.tlsLog)
+        defer { tracer?.close() }
+        let follower = PodFollower(service: service, selection: .scope(scope), live: live, label: "tap", tls: tracer)
         follower.apply(pods)
         var set = sigset_t()
         sigemptyset(&set)

@@ -81,6 +81,8 @@ struct WorkerCommand: AsyncParsableCommand {
             help: "Most bytes of entries waiting for one client; a slower client is disconnected with the reason.")
     var clientQueueLimit = "16Mi"
 
+    @OptionGroup var tlsOptions: TLSOptions
+
     @OptionGroup var pluginOptions: PluginOptions
 
     @OptionGroup var scriptOptions: ScriptOptions
@@ -144,6 +146,9 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             throw fail(error.description)
         }
+        // Live capture also reads TLS plaintext (not a capture file's replay).
+        let tracer = interface.isEmpty ? nil : tlsOptions.start(capturing: LiveCapture.interfaces(interface), log: service.tlsLog)
+        defer { tracer?.close() }
         try scriptOptions.load(into: service)
         var watcher: Task<Void, Never>?
         if let (overrides, pods) = node {

@@ -120,3 +120,36 @@ extension TestProcess {
         }
     }
 }
+
+// MARK: Processes that run beside a test
+
+extension TestProcess {
+    /// A process whose SIGINT and SIGTERM work: children of a Swift Testing
+    /// worker thread inherit those signals blocked, so a plain Process could
+    /// never be interrupted. A one-line exec wrapper unblocks them.
+    public static func unblocked(_ executable: String, _ arguments: [String]) -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: which("python3") ?? "/usr/bin/python3")
+        p.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, "
+            + "{signal.SIGINT, signal.SIGTERM}); os.execv(sys.argv[1], sys.argv[1:])", executable] + arguments
+        return p
+    }
+
+    /// Reads `pipe` until its text contains `marker` (or `timeout` seconds pass);
+    /// returns everything read so far.
+    public static func waitFor(_ marker: String, in pipe: Pipe, timeout: Double = 20) -> String {
+        var text = ""
+        let deadline = Date().addingTimeInterval(timeout)
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        while !text.contains(marker) && Date() < deadline {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 100) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            text += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        return text
+    }
+
+}

@@ -81,6 +81,7 @@ public final class TestPod {
 
     public struct PodFailure: Error, CustomStringConvertible {
         public var message: String
+        public init(message: String) { self.message = message }
         public var description: String { message }
     }
 }

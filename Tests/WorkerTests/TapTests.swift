@@ -62,6 +62,28 @@ struct TapTests {
         #expect(pods.sorted() == ["\(Self.shopNamespace)/api-0", "\(Self.shopNamespace)/web-1"], "\(entries)")
     }
 
+    @Test("TLS: a pod's HTTPS traffic (HTTP/1.1 and HTTP/2) appears decrypted, with tls:true, the process and the pod's name",
+          .enabled(if: TestProcess.which("nginx") != nil && TestProcess.which("openssl") != nil, "needs nginx and openssl"))
+    func tlsEntries() throws {
+        let web = try TLSServerPod(tag: "tlt", subnet: 75, netns: "\(Self.shopNamespace).secure-0")
+        defer { web.remove() }
+        let worker = try WorkerAPITests.RunningWorker(
+            ["-n", Self.shopNamespace, "--refresh", "0.5"], command: "tap",
+            portArguments: ["--proxy-front-port", "0"], ready: "tap: dashboard at ")
+        defer { _ = worker.stop() }
+        #expect(web.curl(["--http1.1", "/hello.txt"]) == 200)
+        #expect(web.curl(["--http2", "/api/orders"]) == 201)
+        let messages = try worker.ws(["--query", "http or http2", "--want", "2", "--idle", "6"])
+        let entries = WorkerAPITests.entries(messages)
+        let seen = entries.map { "\($0["method"] ?? "-") \($0["summary"] ?? "-") \($0["status"] ?? "-")" }.sorted()
+        #expect(seen == ["GET /api/orders 201", "GET /hello.txt 200"], "\(entries)")
+        for e in entries {
+            #expect(e["tls"] as? Bool == true && e["process"] as? String == "nginx", "\(e)")
+            let dst = e["dst"] as? [String: Any]
+            #expect(dst?["name"] as? String == "secure-0" && dst?["namespace"] as? String == Self.shopNamespace, "\(e)")
+        }
+    }
+
     @Test("in the browser: pod names in the list, the body in the detail, a captured <script> shown as text, the pcap",
           .enabled(if: TestProcess.which("chromium") != nil, "needs Chromium (Debian package chromium)"))
     func dashboardOnLivePods() throws {

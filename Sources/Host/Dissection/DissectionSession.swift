@@ -37,6 +37,13 @@ public struct SessionStatistics: Sendable {
     public var flowsIgnored: UInt64 = 0
     public var flowsEvicted: UInt64 = 0
     public var reprobes: UInt64 = 0
+    /// TLS plaintext chunks processed, connections made of them, and chunks
+    /// dropped because the other end's process already reported the connection.
+    public var tlsChunks: UInt64 = 0
+    public var tlsFlows: UInt64 = 0
+    public var tlsDuplicateChunks: UInt64 = 0
+    /// Wire flows left undissected because their plaintext came from the TLS probes.
+    public var wireFlowsDecrypted: UInt64 = 0
     public var entries: Int = 0
     public var entriesRefused: Int = 0
     public init() {}
@@ -50,14 +57,18 @@ public final class DissectionSession {
     public let configuration: SessionConfiguration
     private let emitter: EntryEmitter
     private var decoder = PacketDecoder()
-    private let budget: ReassemblyBudget
-    private var tcpFlows: [FlowKey: TCPFlow] = [:]
+    let budget: ReassemblyBudget
+    var tcpFlows: [FlowKey: TCPFlow] = [:]
     private var udpFlows: [FlowKey: UDPFlow] = [:]
+    /// Connections made of TLS plaintext (see TLSFlows.swift), and which of them
+    /// owns each connection's addresses (one view per connection).
+    var tlsFlows: [TLSConnectionKey: TCPFlow] = [:]
+    var tlsOwners: [FlowKey: TLSConnectionKey] = [:]
     private var nextFlowID: UInt64 = 1
-    private var nowNs: Int64 = 0
+    private(set) var nowNs: Int64 = 0
     private var lastSweepNs: Int64 = 0
-    private var stats = SessionStatistics()
-    private let tcpPlugins: [LoadedPlugin]
+    var stats = SessionStatistics()
+    let tcpPlugins: [LoadedPlugin]
     private let udpPlugins: [LoadedPlugin]
 
     /// - Parameters:
@@ -88,10 +99,7 @@ public final class DissectionSession {
 
     /// Processes one packet.
     public func process(_ packet: CapturedPacket) {
-        if packet.timestampNs > nowNs {
-            nowNs = packet.timestampNs
-            if nowNs - lastSweepNs >= configuration.sweepIntervalNs { sweep() }
-        }
+        advanceClock(to: packet.timestampNs)
         guard let linkType = LinkType(dlt: packet.linkType) else {
             countUndecoded(malformed: false)
             return
@@ -113,10 +121,7 @@ public final class DissectionSession {
     /// Processes a packet another thread already decoded (see `ParallelDissection`).
     func process(decoded p: DecodedPacket) {
         stats.packets &+= 1
-        if p.timestampNs > nowNs {
-            nowNs = p.timestampNs
-            if nowNs - lastSweepNs >= configuration.sweepIntervalNs { sweep() }
-        }
+        advanceClock(to: p.timestampNs)
         switch p.transport {
         case .tcp:
             stats.tcpPackets &+= 1
@@ -126,6 +131,14 @@ public final class DissectionSession {
             processUDP(p)
         default:
             stats.skippedPackets &+= 1
+        }
+    }
+
+    /// Moves capture time forward (never back), sweeping idle flows when due.
+    func advanceClock(to timestampNs: Int64) {
+        if timestampNs > nowNs {
+            nowNs = timestampNs
+            if nowNs - lastSweepNs >= configuration.sweepIntervalNs { sweep() }
         }
     }
 
@@ -139,6 +152,7 @@ public final class DissectionSession {
     public func finish() {
         for flow in Self.expire(&tcpFlows, now: nowNs, idle: -1) { close(flow, reason: KS_CLOSE_CAPTURE_END) }
         for flow in Self.expire(&udpFlows, now: nowNs, idle: -1) { close(flow, reason: KS_CLOSE_CAPTURE_END) }
+        for flow in Self.expire(&tlsFlows, now: nowNs, idle: -1) { closeTLS(flow, reason: KS_CLOSE_CAPTURE_END) }
     }
 
     // MARK: - Clock
@@ -156,11 +170,14 @@ public final class DissectionSession {
         for flow in Self.expire(&udpFlows, now: nowNs, idle: configuration.udpIdleTimeoutNs) {
             close(flow, reason: KS_CLOSE_TIMEOUT)
         }
+        for flow in Self.expire(&tlsFlows, now: nowNs, idle: configuration.tcpIdleTimeoutNs) {
+            closeTLS(flow, reason: KS_CLOSE_TIMEOUT)
+        }
     }
 
     /// Removes the flows idle for longer than `idle` and returns them in flow
     /// order (so output does not depend on hashing); ticks the others.
-    private static func expire<F: TrackedFlow>(_ flows: inout [FlowKey: F], now: Int64, idle: Int64) -> [F] {
+    private static func expire<K: Hashable, F: TrackedFlow>(_ flows: inout [K: F], now: Int64, idle: Int64) -> [F] {
         var expired: [F] = []
         for (key, flow) in flows {
             if now - flow.lastSeenNs > idle {
@@ -184,7 +201,7 @@ public final class DissectionSession {
         return e
     }
 
-    private func makeInfo(layer4: UInt32, client: (IPAddress, UInt16), server: (IPAddress, UInt16), flags: UInt32)
+    func makeInfo(layer4: UInt32, client: (IPAddress, UInt16), server: (IPAddress, UInt16), flags: UInt32)
         -> ks_flow_info
     {
         var info = ks_flow_info()
@@ -249,7 +266,7 @@ public final class DissectionSession {
             let prober = Prober(plugins: tcpPlugins, layer4: KS_L4_TCP, ports: (p.srcPort, p.dstPort))
             let created = TCPFlow(
                 key: key, keySourceIsClient: !srcIsServer, info: info, budget: budget, prober: prober, now: nowNs)
-            if prober.isEmpty { created.stage = .ignored }
+            if prober.isEmpty || tlsOwners[key] != nil || tlsOwners[key.reversed] != nil { created.stage = .ignored }
             tcpFlows[key] = created
             stats.tcpFlows &+= 1
             flow = created
@@ -286,7 +303,7 @@ public final class DissectionSession {
         tcpFlows.removeValue(forKey: flow.key)
     }
 
-    private func handle(_ event: ReassemblyEvent, flow: TCPFlow, direction: ks_direction) {
+    func handle(_ event: ReassemblyEvent, flow: TCPFlow, direction: ks_direction) {
         switch event {
         case .data(let bytes, let ts):
             deliver(bytes, flow: flow, direction: direction, ts: ts)
@@ -316,7 +333,7 @@ public final class DissectionSession {
         if d == KS_DIR_CLIENT_TO_SERVER { flow.finished.0 = true } else { flow.finished.1 = true }
     }
 
-    private func deliver(_ bytes: UnsafeRawBufferPointer, flow: TCPFlow, direction: ks_direction, ts: Int64) {
+    func deliver(_ bytes: UnsafeRawBufferPointer, flow: TCPFlow, direction: ks_direction, ts: Int64) {
         switch flow.stage {
         case .ignored:
             return
@@ -355,6 +372,7 @@ public final class DissectionSession {
         case .choose(let plugin, let reversed, _):
             if reversed { flow.swapRoles() }
             let handle = StreamHandle(plugin: plugin, flow: flow.info, emitter: emitter, limits: configuration.streamLimits)
+            handle.tlsOrigin = flow.tlsOrigin
             guard handle.open() else {
                 flow.stage = .ignored
                 stats.flowsIgnored &+= 1
@@ -402,7 +420,7 @@ public final class DissectionSession {
 
     /// Ends a TCP flow: held segments flushed (holes become gaps), a last
     /// probe decision if needed, end of stream, then stream_close.
-    private func close(_ flow: TCPFlow, reason: ks_close_reason) {
+    func close(_ flow: TCPFlow, reason: ks_close_reason) {
         for side in 0...1 {
             withSide(flow, side) { d in
                 d.flush(timestampNs: nowNs) { self.handle($0, flow: flow, direction: flow.direction(ofSide: side)) }

@@ -94,6 +94,8 @@ final class TCPFlow: TrackedFlow {
     var lastSeenNs: Int64
     var finished = (false, false)
     var rejected: [LoadedPlugin] = []
+    /// The process whose OpenSSL calls gave this flow's bytes (nil: captured on the wire).
+    var tlsOrigin: TLSOrigin?
 
     init(key: FlowKey, keySourceIsClient: Bool, info: ks_flow_info, budget: ReassemblyBudget, prober: Prober, now: Int64) {
         self.key = key

@@ -27,6 +27,8 @@ final class StreamHandle {
     private(set) var state: UnsafeMutableRawPointer?
     private(set) var isOpen = false
     var nextEntryIndex = 0
+    /// Set when the bytes are TLS plaintext from a process's OpenSSL calls.
+    var tlsOrigin: TLSOrigin?
     private(set) var confirmed = false
     private(set) var violations = 0
     private let bufferCap: Int

@@ -72,7 +72,7 @@ final class EntryEmitter {
     static let reservedKeys: [[UInt8]] = [
         "id", "stream", "index", "worker", "node", "protocol", "tls", "src", "dst", "outgoing", "timestamp",
         "startTime", "elapsedTime", "requestSize", "responseSize", "method", "summary", "status", "statusText",
-        "flags", "unanswered", "passed", "failed",
+        "flags", "unanswered", "passed", "failed", "process", "pid",
     ].map { Array($0.utf8) }
 
     static func isReserved(_ key: UnsafeRawBufferPointer) -> Bool {
@@ -263,7 +263,15 @@ final class EntryEmitter {
         writer.uint(UInt64(index))
         writer.raw(",\"protocol\":")
         writer.raw(stream.plugin.protocolJSON[Int(info.protocol_index)])
-        writer.raw(",\"tls\":false,\"src\":")
+        if let origin = stream.tlsOrigin {
+            writer.raw(",\"tls\":true,\"process\":")
+            writer.string(origin.name)
+            writer.raw(",\"pid\":")
+            writer.int(Int64(origin.pid))
+            writer.raw(",\"src\":")
+        } else {
+            writer.raw(",\"tls\":false,\"src\":")
+        }
         EndpointFormatter.json(stream.flow.client, names: names, into: &writer)
         writer.raw(",\"dst\":")
         EndpointFormatter.json(stream.flow.server, names: names, into: &writer)

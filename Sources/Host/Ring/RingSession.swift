@@ -16,6 +16,9 @@ public final class RingSession: @unchecked Sendable {
     private let reader: RingReader
     private let dissection: DissectionSession
     private let retaining: RetainingSink
+    /// TLS plaintext dissected beside the ring's packets, and where this session is in it.
+    private let tls: TLSChunkLog?
+    private var tlsCursor: UInt64 = 0
     private var thread: BackgroundThread?
     private let progress = Mutex(Progress())
 
@@ -36,10 +39,13 @@ public final class RingSession: @unchecked Sendable {
     ///   - sink: receives matching entries, on the session's thread.
     ///   - names: pod names for the entries' endpoints.
     ///   - nowMs: the clock for KFL's `now()`.
+    ///   - tls: the worker's TLS plaintext, dissected beside the packets (see `TLSTracer`).
     public init(id: String, ring: PacketRing, plugins: [LoadedPlugin], query: KFLQuery?, fromNs: Int64? = nil,
                 storeDirectory: String, sink: EntrySink, names: EndpointNames? = nil,
-                nowMs: @escaping () -> Int64) throws(RingError) {
+                nowMs: @escaping () -> Int64, tls: TLSChunkLog? = nil) throws(RingError) {
         self.id = id
+        self.tls = tls
+        tlsCursor = tls?.cursor(fromNs: fromNs) ?? 0
         self.ring = ring
         retention = try RetentionStore(directory: storeDirectory, linkType: ring.configuration.linkType)
         let retaining = RetainingSink(next: sink, store: retention)
@@ -64,6 +70,9 @@ public final class RingSession: @unchecked Sendable {
                 outcome = try reader.read(maxPackets: 256) { dissection.process($0) }
             } catch {
                 break
+            }
+            if let tls {
+                for chunk in tls.read(from: &tlsCursor) { dissection.process(tls: chunk) }
             }
             let stats = reader.statistics
             progress.withLock {

@@ -294,7 +294,7 @@ typedef struct ks_stream ks_stream;  /* opaque, host-owned handle of one flow */
  * 64; 8 MiB of encoded JSON per entry. Reserved top-level keys: id, stream,
  * index, worker, node, protocol, tls, src, dst, outgoing, timestamp,
  * startTime, elapsedTime, requestSize, responseSize, method, summary, status,
- * statusText, flags, unanswered, passed, failed.
+ * statusText, flags, unanswered, passed, failed, process, pid.
  * ------------------------------------------------------------------------- */
 typedef struct ks_host_api {
     uint32_t struct_size;

@@ -30,6 +30,7 @@ final class SummarySink: EntrySink, @unchecked Sendable {
     static let summaryKeys: Set<String> = [
         "id", "stream", "index", "protocol", "tls", "src", "dst", "outgoing", "timestamp", "elapsedTime",
         "requestSize", "responseSize", "method", "summary", "status", "statusText", "unanswered", "flags", "worker", "node",
+        "process", "pid",
     ]
 
     private let sessionID: String
