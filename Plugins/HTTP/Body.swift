@@ -94,16 +94,10 @@ extension Message {
     }
 
     private func runInflate(_ p: UnsafeRawBufferPointer, _ inf: Inflater, limits: HTTP1Limits) {
-        guard let base = p.baseAddress, !p.isEmpty else { return }
-        let s = inf.stream
-        s.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
-        s.pointee.avail_in = UInt32(truncatingIfNeeded: p.count)
-        defer {
-            s.pointee.next_in = nil
-            s.pointee.avail_in = 0
-            s.pointee.next_out = nil
-            s.pointee.avail_out = 0
-        }
+        _ = inf.withInput(p) { s in inflateAttached(s, inf, limits: limits) }
+    }
+
+    private func inflateAttached(_ s: UnsafeMutablePointer<z_stream>, _ inf: Inflater, limits: HTTP1Limits) {
         let cap = UInt64(limits.maxDecodedBytes)
         while !decodeDone {
             if streamEnded {

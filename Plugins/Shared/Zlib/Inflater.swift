@@ -38,15 +38,12 @@ public final class Inflater {
 
     public func resetKeepingWindowBits() -> Bool { inflateReset(stream) == Z_OK }
 
-    /// Inflates all of `input` (gzip or zlib when `wrapped`, raw deflate otherwise)
-    /// into `output`, keeping at most `cap` bytes and producing at most `workCap`.
-    /// Returns nil on success, else what went wrong; `cut` is set when output was dropped.
-    public func inflateAll(
-        _ input: UnsafeRawBufferPointer, wrapped: Bool, into output: inout [UInt8], cap: Int, workCap: Int,
-        cut: inout Bool
-    ) -> String? {
-        guard start(windowBits: wrapped ? 15 + 32 : -15) else { return "zlib could not be started" }
-        guard let base = input.baseAddress, !input.isEmpty else { return "empty compressed data" }
+    /// Runs `body` with `input` as the stream's input, and detaches it (and the
+    /// output) afterwards, so the stream never keeps a pointer into a caller's
+    /// buffer. Nil for empty input.
+    @inline(__always)
+    public func withInput<R>(_ input: UnsafeRawBufferPointer, _ body: (UnsafeMutablePointer<z_stream>) -> R) -> R? {
+        guard let base = input.baseAddress, !input.isEmpty else { return nil }
         let s = stream
         s.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         s.pointee.avail_in = UInt32(truncatingIfNeeded: input.count)
@@ -56,6 +53,23 @@ public final class Inflater {
             s.pointee.next_out = nil
             s.pointee.avail_out = 0
         }
+        return body(s)
+    }
+
+    /// Inflates all of `input` (gzip or zlib when `wrapped`, raw deflate otherwise)
+    /// into `output`, keeping at most `cap` bytes and producing at most `workCap`.
+    /// Returns nil on success, else what went wrong; `cut` is set when output was dropped.
+    public func inflateAll(
+        _ input: UnsafeRawBufferPointer, wrapped: Bool, into output: inout [UInt8], cap: Int, workCap: Int,
+        cut: inout Bool
+    ) -> String? {
+        guard start(windowBits: wrapped ? 15 + 32 : -15) else { return "zlib could not be started" }
+        return withInput(input) { s in inflateAttached(s, into: &output, cap: cap, workCap: workCap, cut: &cut) }
+            ?? "empty compressed data"
+    }
+
+    private func inflateAttached(_ s: UnsafeMutablePointer<z_stream>, into output: inout [UInt8], cap: Int, workCap: Int,
+                                 cut: inout Bool) -> String? {
         var produced = 0
         while true {
             s.pointee.next_out = out
