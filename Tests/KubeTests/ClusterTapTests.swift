@@ -101,4 +101,21 @@ struct ClusterTapTests {
         #expect(r.stderr.contains("tap --kube:") && r.stderr.contains("forbidden") && r.stderr.contains("daemonsets"), "\(r.stderr)")
         #expect(r.stderr.contains("applied Deployment/kubeshark-hub"), "what came before the denial was applied: \(r.stderr)")
     }
+
+    @Test("a hub the scheduler cannot place ends the wait with the scheduler's message")
+    func unschedulable() throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let config = try server.kubeconfigFile()
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        try server.putPod("kubeshark-hub-x", namespace: "default", phase: "Pending", ip: nil,
+                          labels: ["app.kubernetes.io/name": "kubeshark", "app.kubernetes.io/instance": "kubeshark",
+                                   "app.kubernetes.io/component": "hub"],
+                          extraStatus: ["conditions": [["type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                                        "message": "0/3 nodes are available: 3 Insufficient memory."]]])
+        let r = try Self.run(["tap", "--kube", "--kubeconfig", config, "--ready-timeout", "10", "--no-proxy"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("pod default/kubeshark-hub-x cannot be scheduled: Unschedulable 0/3 nodes are available: 3 Insufficient memory."),
+                "\(r.stderr)")
+    }
 }
