@@ -10,57 +10,26 @@ import Testing
 /// traffic of network-namespace "pods" whose addresses the API server reports.
 @Suite("hub --kube", .serialized, .enabled(if: getuid() == 0, "needs root for network namespaces and capture"))
 struct ClusterHubTests {
-    /// A kubeshark process whose stderr goes to a file; `base` is the URL it printed.
-    final class Running {
-        let process = Process()
-        let log: String
-        var base = ""
-
-        init(_ arguments: [String], ready: String) throws {
-            log = NSTemporaryDirectory() + "ks-clusterhub-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
-            process.executableURL = URL(fileURLWithPath: TestProcess.kubeshark)
-            process.arguments = arguments
-            process.standardError = FileHandle(forWritingAtPath: log)
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            for _ in 0..<200 {
-                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                if text.contains(ready), let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
-                    base = String(text[r])
-                    return
-                }
-                if !process.isRunning { break }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            stop()
-            throw StartFailure(description: "\(arguments.first ?? "") did not start: \(text)")
-        }
-
-        var text: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-
-        func stop() {
-            kill(process.processIdentifier, SIGTERM)
-            for _ in 0..<100 where process.isRunning { Thread.sleep(forTimeInterval: 0.05) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            try? FileManager.default.removeItem(atPath: log)
-        }
-
-        func json(_ path: String) -> Any? {
-            let r = try? TestProcess.run("/usr/bin/curl", ["-s", "-m", "5", base + path])
-            return r.flatMap { try? JSONSerialization.jsonObject(with: Data($0.stdout.utf8)) }
-        }
+    /// Starts `kubeshark ARGS` (the command first, its own port flags included) and waits for `ready`.
+    static func start(_ arguments: [String], ready: String) throws -> RunningKubeshark {
+        try RunningKubeshark(Array(arguments.dropFirst()), command: arguments[0], portArguments: [], ready: ready,
+                             usesDataDirectory: false)
     }
 
-    struct StartFailure: Error, CustomStringConvertible { var description: String }
+    /// GETs `path` and parses the answer as JSON (nil when it is not).
+    static func json(_ service: RunningKubeshark, _ path: String) -> Any? {
+        guard let (_, data) = try? service.get(path) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data)
+    }
+
 
     /// "worker:namespace/name" of every pod the hub's workers capture, sorted.
-    static func targeted(_ hub: Running) -> [String] {
-        ((hub.json("/api/pods") as? [[String: Any]]) ?? [])
+    static func targeted(_ hub: RunningKubeshark) -> [String] {
+        ((Self.json(hub, "/api/pods") as? [[String: Any]]) ?? [])
             .map { "\($0["worker"] ?? ""):\($0["namespace"] ?? "")/\($0["name"] ?? "")" }.sorted()
     }
 
-    static func waitFor(_ hub: Running, _ want: [String]) -> [String] {
+    static func waitFor(_ hub: RunningKubeshark, _ want: [String]) -> [String] {
         var seen: [String] = []
         for _ in 0..<60 {
             seen = targeted(hub)
@@ -71,7 +40,7 @@ struct ClusterHubTests {
     }
 
     /// Entries' destinations ("namespace/name") through the hub's WebSocket.
-    static func destinations(_ hub: Running, query: String, want: Int) throws -> [String] {
+    static func destinations(_ hub: RunningKubeshark, query: String, want: Int) throws -> [String] {
         let client = TestProcess.repoRoot.appendingPathComponent("Tests/WorkerTests/ws_client.py").path
         let r = try TestProcess.run("/usr/bin/python3", [client, hub.base, "--query", query, "--want", "\(want)", "--idle", "4"])
         let messages = r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -104,21 +73,21 @@ struct ClusterHubTests {
                 data: {POD_REGEX: ".*", NAMESPACES: shop, EXCLUDED_NAMESPACES: ""}
                 """))
         }
-        let hub = try Running(["hub", "--kube", "--kubeconfig", kubeconfig, "--port", "0"], ready: "hub listening on")
-        defer { hub.stop() }
-        #expect(hub.text.contains("scope: regex .*, namespaces shop"), "\(hub.text)")
-        var workers: [Running] = []
+        let hub = try Self.start(["hub", "--kube", "--kubeconfig", kubeconfig, "--port", "0"], ready: "hub listening on")
+        defer { _ = hub.stop() }
+        #expect(hub.log.contains("scope: regex .*, namespaces shop"), "\(hub.log)")
+        var workers: [RunningKubeshark] = []
         let directories = ["node-a", "node-b"].map { NSTemporaryDirectory() + "ks-clusterhub-\($0)-\(getpid())" }
         defer {
-            workers.forEach { $0.stop() }
+            workers.forEach { _ = $0.stop() }
             directories.forEach { try? FileManager.default.removeItem(atPath: $0) }
         }
         for (node, dir) in zip(["node-a", "node-b"], directories) {
-            workers.append(try Running(["worker", "--pods", "--by-address", "--netns", "^none$", "--name", node, "--port", "0",
+            workers.append(try Self.start(["worker", "--pods", "--by-address", "--netns", "^none$", "--name", node, "--port", "0",
                                         "--data-dir", dir, "--hub", hub.base, "--hub-interval", "0.3"], ready: "listening on"))
         }
         let want = ["node-a:shop/web-1", "node-b:shop/api-0"]
-        #expect(Self.waitFor(hub, want) == want, "\(hub.text)")
+        #expect(Self.waitFor(hub, want) == want, "\(hub.log)")
         try await Task.sleep(for: .milliseconds(500))
         _ = try web.fetch("/hello.txt?cluster")
         _ = try api.fetch("/hello.txt?cluster")
@@ -129,7 +98,7 @@ struct ClusterHubTests {
         // A pod that starts later on node-b is targeted there; the watch brings it.
         try server.putPod("late-2", namespace: "shop", node: "node-b", ip: late.podAddress)
         let withLate = ["node-a:shop/web-1", "node-b:shop/api-0", "node-b:shop/late-2"]
-        #expect(Self.waitFor(hub, withLate) == withLate, "\(hub.text)")
+        #expect(Self.waitFor(hub, withLate) == withLate, "\(hub.log)")
         // An edit of the ConfigMap changes the scope (read every 5 seconds).
         try await withClient(server.config()) { client in
             _ = try await client.apply(KubeObject(yaml: """
@@ -143,7 +112,7 @@ struct ClusterHubTests {
         for _ in 0..<4 where narrowed != ["node-b:shop/api-0"] {
             narrowed = Self.waitFor(hub, ["node-b:shop/api-0"])
         }
-        #expect(narrowed == ["node-b:shop/api-0"], "\(hub.text)")
+        #expect(narrowed == ["node-b:shop/api-0"], "\(hub.log)")
     }
 
     @Test("hub --kube without access to the cluster fails with one line naming the cause")
@@ -166,11 +135,11 @@ struct ClusterHubTests {
         let file = TestProcess.repoRoot.appendingPathComponent("Tests/Fixtures/captures/http1-pipelined.pcap").path
         let dir = NSTemporaryDirectory() + "ks-proxy-worker-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let worker = try Running(["worker", "-r", file, "--port", "0", "--data-dir", dir, "--token", "wt"], ready: "listening on")
-        defer { worker.stop() }
-        let hub = try Running(["hub", "--port", "0", "--worker", "a=\(worker.base)", "--worker-token", "wt", "--token", "ht-123"],
+        let worker = try Self.start(["worker", "-r", file, "--port", "0", "--data-dir", dir, "--token", "wt"], ready: "listening on")
+        defer { _ = worker.stop() }
+        let hub = try Self.start(["hub", "--port", "0", "--worker", "a=\(worker.base)", "--worker-token", "wt", "--token", "ht-123"],
                               ready: "hub listening on")
-        defer { hub.stop() }
+        defer { _ = hub.stop() }
         // The deployment's Secret, and the Service's endpoint: the hub.
         try await withClient(server.config()) { client in
             _ = try await client.apply(KubeObject(yaml: """
@@ -184,14 +153,14 @@ struct ClusterHubTests {
         _ = try server.control("POST", "/config", ["services": ["ks/kubeshark-hub:80": "127.0.0.1:\(hubPort)"]])
         let kubeconfig = try server.kubeconfigFile()
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
-        let proxy = try Running(["proxy", "-s", "ks", "--kubeconfig", kubeconfig, "--proxy-front-port", "0"], ready: "the dashboard at")
-        defer { proxy.stop() }
+        let proxy = try Self.start(["proxy", "-s", "ks", "--kubeconfig", kubeconfig, "--proxy-front-port", "0"], ready: "the dashboard at")
+        defer { _ = proxy.stop() }
         // Without the token the hub refuses; through the proxy the browser needs none.
         let direct = try TestProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", hub.base + "/api/stats"])
         #expect(direct.stdout == "401")
         let page = try TestProcess.run("/usr/bin/curl", ["-s", proxy.base + "/"])
         #expect(page.stdout.contains("<html") && page.stdout.contains("kubeshark"), "\(page.stdout.prefix(300))")
-        let stats = proxy.json("/api/stats") as? [String: Any]
+        let stats = Self.json(proxy, "/api/stats") as? [String: Any]
         #expect((stats?["workers"] as? [[String: Any]])?.first?["name"] as? String == "a", "\(String(describing: stats))")
         // The WebSocket, relayed through the API server: every entry of the capture.
         let offline = try TestProcess.run(TestProcess.kubeshark, ["dissect", file, "--filter", "http"])
