@@ -5,7 +5,7 @@ import Worker
 
 /// What `hub --kube` follows in a cluster: every pod (a watch through the API
 /// server), the deployment's ConfigMap (the scope), and from them the targets
-/// of each node's worker.
+/// of each node's worker; the ConfigMap also holds the scripts (`ScriptsConfigMap`).
 final class ClusterTargets: TargetSource {
     let client: KubeClient
     let cache: PodCache
@@ -40,18 +40,19 @@ final class ClusterTargets: TargetSource {
         get async { await cache.failure.map { "\($0)" } }
     }
 
-    /// The scope in the deployment's ConfigMap (`kubeshark-config-map`) and its
-    /// resourceVersion; nil when there is none.
-    func configuredScope() async throws -> (scope: PodScope, version: String)? {
-        guard let map = try await client.get(apiVersion: "v1", kind: "ConfigMap", name: "kubeshark-config-map",
-                                             namespace: releaseNamespace)
-        else { return nil }
+    /// The deployment's ConfigMap (`kubeshark-config-map`), nil when there is none.
+    func configMap() async throws -> KubeObject? {
+        try await client.get(apiVersion: "v1", kind: "ConfigMap", name: ScriptsConfigMap.name, namespace: releaseNamespace)
+    }
+
+    /// The scope in the deployment's ConfigMap.
+    static func scope(in map: KubeObject) throws -> PodScope {
         func list(_ key: String) -> [String] {
             (map.string(at: "data.\(key)") ?? "").split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
         }
         let regex = map.string(at: "data.POD_REGEX").flatMap { $0.isEmpty ? nil : $0 } ?? ".*"
         let scope = PodScope(podRegex: regex, namespaces: list("NAMESPACES"), excludedNamespaces: list("EXCLUDED_NAMESPACES"))
         try scope.validate()
-        return (scope, map.string(at: "metadata.resourceVersion") ?? "")
+        return scope
     }
 }

@@ -70,52 +70,78 @@ struct HubCommand: AsyncParsableCommand {
         let accessToken = WorkerAPI.accessToken(given: token, host: host)
         var cluster: ClusterTargets?
         var scope = scopeOptions.scope
-        var scopeVersion: String?
+        var scripts: [ScriptSpec]?
+        var mapVersion: String?
         if kube {
             let (client, config) = try self.cluster.client()
             cluster = ClusterTargets(client: client, releaseNamespace: releaseNamespace ?? config.namespace)
-            // The deployment's ConfigMap, when there is one, holds the scope.
+            // The deployment's ConfigMap, when there is one, holds the scope and the scripts.
             do {
-                if let (configured, version) = try await cluster!.configuredScope() {
-                    scope = configured
-                    scopeVersion = version
+                if let map = try await cluster!.configMap() {
+                    scope = try ClusterTargets.scope(in: map)
+                    scripts = try ScriptsConfigMap.scripts(in: map)
+                    mapVersion = map.string(at: "metadata.resourceVersion") ?? ""
                 }
             } catch {
                 await cluster?.stop()
-                throw fail("hub --kube: reading the scope in \(cluster!.releaseNamespace)/kubeshark-config-map: \(error)")
+                throw fail("hub --kube: reading the scope in \(cluster!.releaseNamespace)/\(ScriptsConfigMap.name): \(error)")
             }
             await cluster!.start()
             warn("hub: following the cluster's pods (\(cluster!.releaseNamespace)); scope: regex \(scope.podRegex), "
                 + "namespaces \(scope.namespaces.isEmpty ? "all" : scope.namespaces.joined(separator: ",")), "
-                + "excluded \(scope.excludedNamespaces.isEmpty ? "none" : scope.excludedNamespaces.joined(separator: ","))")
+                + "excluded \(scope.excludedNamespaces.isEmpty ? "none" : scope.excludedNamespaces.joined(separator: ","))"
+                + (scripts.map { "; \($0.count) script(s)" } ?? ""))
         }
+        // With a cluster, scripts changed through the hub's API are written to the ConfigMap,
+        // so they outlive the hub and `kubectl get cm` shows them.
+        var persist: (@Sendable ([ScriptSpec]) async -> Void)?
+        if let cluster {
+            persist = { specs in
+                do {
+                    try await ScriptsConfigMap.write(specs, client: cluster.client, namespace: cluster.releaseNamespace)
+                } catch {
+                    warn("hub: cannot write the scripts to \(ScriptsConfigMap.name): \(error)")
+                }
+            }
+        }
+        let hubScripts = HubScripts(persist: persist)
+        if let scripts { hubScripts.replaceAll(scripts) }
         let hub = HubService(workers: links, scope: scope, accessToken: accessToken, workerToken: workerToken,
-                             targetSource: cluster, logger: logger)
+                             targetSource: cluster, scripts: hubScripts, logger: logger)
         // Pods come and go on the workers' nodes, and workers restart: compare and push every second.
         let pusher = Task.detached {
             while !Task.isCancelled {
                 for line in await hub.pushTargets() { warn("hub: \(line)") }
+                for line in await hub.scripts.reconcile(hub) { warn("hub: \(line)") }
                 try? await Task.sleep(nanoseconds: 1_000_000_000)
             }
         }
         defer { pusher.cancel() }
-        // An edit of the ConfigMap (kubectl edit, helm upgrade) changes the scope; PUT /api/scope
-        // holds until the ConfigMap changes again.
-        let watchedScope = Task.detached { [cluster, scopeVersion] in
+        // An edit of the ConfigMap (kubectl edit, helm upgrade, kubeshark scripts --kube) changes
+        // the scope and the scripts; PUT /api/scope holds until the ConfigMap changes again.
+        let watchedScope = Task.detached { [cluster, mapVersion] in
             guard let cluster else { return }
-            var version = scopeVersion
+            var version = mapVersion
             var lastFailure: String?
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: 5_000_000_000)
                 do {
-                    if let (configured, v) = try await cluster.configuredScope(), v != version {
+                    if let map = try await cluster.configMap(), let v = map.string(at: "metadata.resourceVersion"), v != version {
                         version = v
+                        let configured = try ClusterTargets.scope(in: map)
+                        let changed = configured != hub.scope
                         hub.setScope(configured)
-                        warn("hub: the scope changed in kubeshark-config-map: regex \(configured.podRegex)")
+                        if changed {
+                            warn("hub: the scope changed in \(ScriptsConfigMap.name): regex \(configured.podRegex)")
+                        }
+                        if let specs = try ScriptsConfigMap.scripts(in: map), specs != hub.scripts.scripts {
+                            hub.scripts.replaceAll(specs)
+                            warn("hub: the scripts changed in \(ScriptsConfigMap.name): \(specs.count) script(s)")
+                        }
                     }
                     lastFailure = nil
                 } catch {
-                    if "\(error)" != lastFailure { warn("hub: cannot read kubeshark-config-map: \(error)") }
+                    if "\(error)" != lastFailure { warn("hub: cannot read \(ScriptsConfigMap.name): \(error)") }
                     lastFailure = "\(error)"
                 }
                 if let failure = await cluster.failure, failure != lastFailure {

@@ -56,26 +56,33 @@ struct ScriptOptions: ParsableArguments {
     }
 }
 
-struct ScriptsCommand: ParsableCommand {
+struct ScriptsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scripts",
-        abstract: "Load a folder of .js scripts into a running worker or tap, activate or deactivate them, show their logs.",
+        abstract: "Load folders of .js scripts into a running worker, tap or hub, or a cluster's ConfigMap; activate, deactivate, remove them; show their logs.",
         discussion: """
-            Each script's title is its first comment. With --dir, every .js file is uploaded (replacing a \
-            script of the same title) and activated unless --inactive. See docs/scripting.md.
+            Each script's title is its first comment. Every .js file of each --dir (default: the config's \
+            scripting.source and scripting.sources) is uploaded, replacing a script of the same title, and \
+            activated unless --inactive (or, when the config's scripting.active lists titles, only those). \
+            --watch keeps uploading the files that change and removes the scripts whose files go. With --kube \
+            the scripts go into the deployment's kubeshark-config-map (SCRIPTING_SCRIPTS, \
+            SCRIPTING_ACTIVE_SCRIPTS), from which the hub keeps every worker running them. See docs/scripting.md.
             """)
 
-    @Option(name: .customLong("url"), help: "The worker's or tap's API.")
+    @Option(name: .customLong("url"), help: "The API of a worker, a tap or a hub.")
     var url = "http://127.0.0.1:8897"
 
     @Option(name: .customLong("token"), help: "The API's access token, if it needs one.")
     var token: String?
 
-    @Option(name: .customLong("dir"), help: "Folder of .js scripts to upload.")
-    var directory: String?
+    @Option(name: .customLong("dir"), help: "Folder of .js scripts to upload (repeatable).")
+    var directories: [String] = []
 
     @Flag(name: .customLong("inactive"), help: "Upload without activating.")
     var inactive = false
+
+    @Flag(name: .customLong("watch"), help: "After uploading, keep watching the folders (until interrupted).")
+    var watch = false
 
     @Option(name: .customLong("activate"), help: "Activate the script with this title (repeatable).")
     var activate: [String] = []
@@ -83,77 +90,95 @@ struct ScriptsCommand: ParsableCommand {
     @Option(name: .customLong("deactivate"), help: "Deactivate the script with this title (repeatable).")
     var deactivate: [String] = []
 
+    @Option(name: .customLong("remove"), help: "Remove the script with this title (repeatable).")
+    var remove: [String] = []
+
     @Flag(name: .customLong("list"), help: "List the scripts and their state.")
     var list = false
 
     @Flag(name: .customLong("logs"), help: "Print the scripts' log lines.")
     var logs = false
 
-    func run() throws {
-        var did = false
-        if let directory {
-            let files: [String]
-            do { files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".js") }.sorted() } catch {
-                throw fail("--dir \(directory): \(error.localizedDescription)")
-            }
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: directory + "/" + file) else {
-                    throw fail("\(directory)/\(file): cannot be read")
+    @Flag(name: .customLong("kube"), help: "Write the scripts into the cluster's kubeshark-config-map instead of an API.")
+    var kube = false
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Option(name: [.customShort("s"), .customLong("release-namespace")],
+            help: "With --kube: the namespace Kubeshark is installed in (default: the config's tap.release.namespace).")
+    var releaseNamespace: String?
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    func validate() throws {
+        if !kube && (cluster.kubeconfig != nil || cluster.context != nil || releaseNamespace != nil) {
+            throw ValidationError("--kubeconfig, --context and --release-namespace go with --kube")
+        }
+        if kube && logs { throw ValidationError("--logs reads a hub's API: kubeshark proxy, then kubeshark scripts --url ... --logs") }
+    }
+
+    func run() async throws {
+        var config = try configOptions.load()
+        try configOptions.applySets(to: &config)
+        var folders = directories
+        if folders.isEmpty {
+            folders = ([config.string("scripting.source")] + config.strings("scripting.sources")).filter { !$0.isEmpty }
+        }
+        let onlyActive = Set(config.strings("scripting.active"))
+        let target: any ScriptTarget
+        if kube {
+            let (client, _) = try cluster.client()
+            target = ConfigMapScripts(client: client, namespace: releaseNamespace ?? config.string("tap.release.namespace"))
+        } else {
+            target = APIScripts(url: url, token: token)
+        }
+
+        var changes: [ScriptChange] = []
+        var watched = ScriptFolders(folders)
+        if !folders.isEmpty {
+            let found: [ScriptFolders.File]
+            do { found = try watched.scan() } catch { throw fail("\(error)") }
+            changes += found.map { .put(ScriptSpec(title: $0.title, code: $0.code, active: active($0.title, onlyActive))) }
+        }
+        changes += activate.map { .activate($0) } + deactivate.map { .deactivate($0) } + remove.map { .remove($0) }
+        if !changes.isEmpty {
+            do { try await target.apply(changes) } catch { throw fail("\(error)") }
+            for change in changes { warn("scripts: \(change)") }
+        }
+        if list || (changes.isEmpty && !logs && !watch) {
+            do { for line in try await target.list() { print(line) } } catch { throw fail("\(error)") }
+        }
+        if logs, let api = target as? APIScripts {
+            do { for line in try api.logLines() { print(line) } } catch { throw fail("\(error)") }
+        }
+        guard watch else { return }
+        guard !folders.isEmpty else { throw fail("--watch needs a folder: --dir, or scripting.source in the config") }
+        warn("scripts: watching \(folders.joined(separator: ", ")) (interrupt to stop)")
+        while true {
+            try? await Task.sleep(nanoseconds: 1_000_000_000)
+            let update: [ScriptChange]
+            do {
+                update = try watched.changes().map { change in
+                    if case .put(var spec) = change { spec.active = active(spec.title, onlyActive); return .put(spec) }
+                    return change
                 }
-                let code = String(decoding: data, as: UTF8.self)
-                let title = ScriptManager.title(of: code, fallback: String(file.dropLast(3)))
-                let body = JSONValue.object([JSONMember(key: "title", value: .string(title)),
-                                             JSONMember(key: "code", value: .string(code)),
-                                             JSONMember(key: "active", value: .bool(!inactive))])
-                _ = try request("POST", "/api/scripts", body)
-                warn("scripts: \(title) (\(file)) \(inactive ? "loaded" : "loaded and activated")")
+            } catch {
+                warn("scripts: \(error)")
+                continue
             }
-            did = true
-        }
-        for (titles, action) in [(activate, "activate"), (deactivate, "deactivate")] {
-            for title in titles {
-                _ = try request("POST", "/api/scripts/\(action)", .object([JSONMember(key: "title", value: .string(title))]))
-                warn("scripts: \(title) \(action)d")
-                did = true
-            }
-        }
-        if list || !did {
-            guard case .array(let items) = try request("GET", "/api/scripts", nil) else { return }
-            for item in items {
-                let title = item["title"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"
-                let state = item["state"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"
-                var line = "\(title)\t\(state)"
-                if case .number(let n)? = item["entries"] { line += "\tentries=\(Int(n))" }
-                if case .number(let n)? = item["errors"] { line += "\terrors=\(Int(n))" }
-                if case .string(let r)? = item["reason"] { line += "\t\(r)" }
-                print(line)
-            }
-        }
-        if logs {
-            guard case .array(let lines) = try request("GET", "/api/scripts/logs", nil) else { return }
-            for line in lines {
-                func s(_ k: String) -> String { if case .string(let v)? = line[k] { return v } else { return "" } }
-                print("[\(s("script"))] \(s("level")): \(s("message"))")
+            guard !update.isEmpty else { continue }
+            do {
+                try await target.apply(update)
+                for change in update { warn("scripts: \(change)") }
+            } catch {
+                warn("scripts: \(error) (trying again at the next change)")
+                watched.forget()
             }
         }
     }
 
-    /// One API request; the parsed JSON answer, or a failure with the API's message.
-    private func request(_ method: String, _ path: String, _ body: JSONValue?) throws -> JSONValue {
-        guard let target = URL(string: url + path) else { throw fail("--url \(url): not a URL") }
-        var req = URLRequest(url: target, timeoutInterval: 30)
-        req.httpMethod = method
-        if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        if let body {
-            req.httpBody = Data(body.jsonBytes)
-            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let box = BlockingHTTP.send(req, timeoutSeconds: 30)
-        if box.timedOut { throw fail("\(method) \(url + path): no answer within 30 s") }
-        if let error = box.error { throw fail("\(method) \(url + path): \(error)") }
-        let text = String(decoding: box.data ?? Data(), as: UTF8.self)
-        guard (200..<300).contains(box.status) else { throw fail("\(method) \(path): HTTP \(box.status): \(text)") }
-        guard let value = try? JSONValue.parse(text) else { throw fail("\(method) \(path): the answer is not JSON") }
-        return value
+    /// Whether an uploaded script starts active.
+    private func active(_ title: String, _ only: Set<String>) -> Bool {
+        !inactive && (only.isEmpty || only.contains(title))
     }
 }

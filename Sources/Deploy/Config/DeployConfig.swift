@@ -48,6 +48,8 @@ public struct DeployConfig: Sendable {
                 ("mountBpf", .bool(true)),
             ])),
             ("logLevel", .string("warning")),
+            // `kubeshark scripts`: the folders it loads (and watches), and the titles it activates (none: all).
+            ("scripting", o([("source", .string("")), ("sources", .array([])), ("active", .array([]))])),
             ("kube", o([("configPath", .string("")), ("context", .string(""))])),
         ])
     }

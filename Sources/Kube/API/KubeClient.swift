@@ -163,6 +163,19 @@ public final class KubeClient: Sendable {
         }
     }
 
+    /// Merges `patch` (JSON) into the object (`PATCH application/merge-patch+json`, RFC 7386: maps
+    /// merge, `null` removes a key); the fields it sets belong to `fieldManager`, so a later
+    /// server-side apply by another manager keeps them. Returns the object as stored; 404 throws.
+    @discardableResult
+    public func mergePatch(apiVersion: String, kind: String, name: String, namespace: String? = nil, patch: [UInt8],
+                           fieldManager: String = "kubeshark") async throws -> KubeObject {
+        let type = try ResourceType.of(apiVersion: apiVersion, kind: kind)
+        let path = type.objectPath(namespace: type.namespaced ? (namespace ?? config.namespace) : nil, name: name)
+        let body = try await transport.send(.PATCH, path, query: [("fieldManager", fieldManager)], body: patch,
+                                            contentType: "application/merge-patch+json")
+        return try KubeObject(json: body)
+    }
+
     /// Deletes the object with foreground propagation (its dependents go first).
     /// Returns false when it was already gone (404).
     @discardableResult

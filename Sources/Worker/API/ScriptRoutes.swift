@@ -17,22 +17,13 @@ enum ScriptRoutes {
     static func add(to router: Router<BasicWebSocketRequestContext>, scripts: ScriptManager) {
         router.get("/api/scripts") { _, _ in WorkerAPI.json(.array(scripts.all.map(describe))) }
         router.post("/api/scripts") { request, _ -> Response in
-            let body = try await object(request)
-            guard case .string(let code)? = body["code"] else {
-                throw HTTPError(.badRequest, message: "a script is {\"code\": \"...\", \"title\": \"...\", \"active\": true}")
-            }
-            var title: String?
-            if case .string(let t)? = body["title"] { title = t }
-            var active = true
-            if case .bool(let a)? = body["active"] { active = a }
+            let (code, title, active) = try await script(request)
             let name = scripts.put(code: code, title: title, active: active)
             return WorkerAPI.json(.object([JSONMember(key: "title", value: .string(name))]))
         }
         for action in ["activate", "deactivate", "remove"] {
             router.post("/api/scripts/\(action)") { request, _ -> Response in
-                guard case .string(let title)? = try await object(request)["title"] else {
-                    throw HTTPError(.badRequest, message: "name the script: {\"title\": \"...\"}")
-                }
+                let title = try await titled(request)
                 do throws(ScriptManager.Failure) {
                     switch action {
                     case "activate": try scripts.activate(title)
@@ -51,18 +42,48 @@ enum ScriptRoutes {
             let after = params["after"].flatMap { UInt64(String($0)) } ?? 0
             let lines = scripts.log.lines(after: after, script: params["script"].map(String.init))
             return WorkerAPI.json(.array(lines.map { line in
-                .object([
-                    JSONMember(key: "seq", value: .number(Double(line.sequence))),
-                    JSONMember(key: "time", value: .number(Double(line.timeMs))),
-                    JSONMember(key: "script", value: .string(line.script)),
-                    JSONMember(key: "level", value: .string(line.level)),
-                    JSONMember(key: "message", value: .string(line.message)),
-                ])
+                logLine(sequence: line.sequence, timeMs: line.timeMs, script: line.script, level: line.level, message: line.message)
             }))
         }
     }
 
-    private static func object(_ request: Request) async throws -> JSONValue {
+    /// One line of `GET /api/scripts/logs` (a hub adds the line's `worker`).
+    static func logLine(sequence: UInt64, timeMs: Int64, script: String, level: String, message: String,
+                        worker: String? = nil) -> JSONValue {
+        var members = [
+            JSONMember(key: "seq", value: .number(Double(sequence))),
+            JSONMember(key: "time", value: .number(Double(timeMs))),
+            JSONMember(key: "script", value: .string(script)),
+            JSONMember(key: "level", value: .string(level)),
+            JSONMember(key: "message", value: .string(message)),
+        ]
+        if let worker { members.append(JSONMember(key: "worker", value: .string(worker))) }
+        return .object(members)
+    }
+
+    /// The script of `POST /api/scripts`: its code, title (nil: from its first comment) and switch.
+    static func script(_ request: Request) async throws -> (code: String, title: String?, active: Bool) {
+        let body = try await object(request)
+        guard case .string(let code)? = body["code"] else {
+            throw HTTPError(.badRequest, message: "a script is {\"code\": \"...\", \"title\": \"...\", \"active\": true}")
+        }
+        var title: String?
+        if case .string(let t)? = body["title"], !t.isEmpty { title = t }
+        var active = true
+        if case .bool(let a)? = body["active"] { active = a }
+        return (code, title, active)
+    }
+
+    /// The title named by `POST /api/scripts/activate|deactivate|remove`.
+    static func titled(_ request: Request) async throws -> String {
+        guard case .string(let title)? = try await object(request)["title"] else {
+            throw HTTPError(.badRequest, message: "name the script: {\"title\": \"...\"}")
+        }
+        return title
+    }
+
+    /// The body of a script request, a JSON object (400 otherwise, 413 when too large).
+    static func object(_ request: Request) async throws -> JSONValue {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxScriptBytes + 4096)

@@ -573,7 +573,7 @@
 
   // ---- Scripts (docs/scripting.md): their state and log lines -----------------
   let scriptLogSeq = 0;
-  let scriptsAvailable = true;   // a hub serves no /api/scripts
+  let scriptsAvailable = true;   // false when the server has no /api/scripts (an older hub)
 
   async function pollScripts() {
     if (!scriptsAvailable) return;
@@ -598,7 +598,9 @@
     t.appendChild(head);
     for (const x of list) {
       const tr = el("tr");
-      const state = el("td", x.state === "failed" ? "bad" : "", x.state + (x.reason ? `: ${x.reason}` : ""));
+      // A hub's list says on how many workers each script runs.
+      const where = Array.isArray(x.workers) ? ` (${x.workers.length} worker${x.workers.length === 1 ? "" : "s"})` : "";
+      const state = el("td", x.state === "failed" ? "bad" : "", x.state + where + (x.reason ? `: ${x.reason}` : ""));
       tr.append(el("td", "", x.title), state, el("td", "", (x.hooks || []).join(", ")),
         el("td", "", String(x.entries ?? "")), el("td", "", String(x.packets ?? "")),
         el("td", x.errors > 0 ? "bad" : "", String(x.errors ?? "")), el("td", "", x.memoryBytes ? bytes(x.memoryBytes) : ""));
@@ -611,7 +613,8 @@
     const pre = $("scripts-log");
     for (const line of lines) {
       scriptLogSeq = Math.max(scriptLogSeq, line.seq);
-      const span = el("span", line.level, `${clock(line.time)} [${line.script}] ${line.message}\n`);
+      const origin = line.worker ? `${line.worker} ` : "";
+      const span = el("span", line.level, `${clock(line.time)} ${origin}[${line.script}] ${line.message}\n`);
       pre.appendChild(span);
     }
     while (pre.childNodes.length > 500) pre.removeChild(pre.firstChild);

@@ -11,6 +11,7 @@ import NIOCore
 /// their targets from the hub get the new ones at once. Workers can register
 /// themselves (`kubeshark worker --hub URL`): `POST /api/workers {"name", "url"}`
 /// (again with a new URL after a restart), `GET /api/workers`, `DELETE /api/workers/{name}`.
+/// It keeps its scripts on every worker (`/api/scripts`, see `HubScriptRoutes`).
 public enum HubAPI {
     public static func makeApplication(
         hub: HubService, host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -53,6 +54,7 @@ public enum HubAPI {
             guard hub.unregister(name) else { throw HTTPError(.notFound, message: "no worker named \(name)") }
             return WorkerAPI.json(.object([JSONMember(key: "unregistered", value: .string(name))]))
         }
+        HubScriptRoutes.add(to: router, hub: hub)
         router.get("/api/scope") { _, _ in WorkerAPI.json(hub.scope.json) }
         router.put("/api/scope") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)

@@ -62,6 +62,8 @@ public final class HubService: Sendable {
     private let sessions = Mutex<[String: HubSession]>([:])
     private let nextSession = Atomic<Int>(1)
     private let scopeState: Mutex<PodScope>
+    /// The scripts the hub keeps on every worker.
+    public let scripts: HubScripts
 
     /// What the hub knows of one worker's health.
     struct WorkerLinkState: Sendable {
@@ -73,8 +75,10 @@ public final class HubService: Sendable {
     /// - Parameter scope: the pods to target on the workers that take their targets
     ///   from the hub (`kubeshark worker --pods`).
     public init(workers: [HubWorker], scope: PodScope = PodScope(), accessToken: String? = nil, workerToken: String? = nil,
-                targetSource: (any TargetSource)? = nil, logger: Logger = Logger(label: "hub")) {
+                targetSource: (any TargetSource)? = nil, scripts: HubScripts = HubScripts(),
+                logger: Logger = Logger(label: "hub")) {
         members = Mutex(workers)
+        self.scripts = scripts
         self.workerToken = workerToken
         self.targetSource = targetSource
         scopeState = Mutex(scope)
@@ -121,6 +125,7 @@ public final class HubService: Sendable {
         }
         guard changed else { return false }
         states.withLock { if $0[worker.name] == nil { $0[worker.name] = WorkerLinkState() } }
+        scripts.forgetCursor(worker.name)
         logger.info("worker \(worker.name) registered at \(worker.url)")
         for session in sessions.withLock({ Array($0.values) }) { session.follow(worker) }
         return true

@@ -127,7 +127,7 @@ public enum LocalPods {
 
 /// Which pods a tap targets, as Kubeshark scopes them: a regex on pod names
 /// (default `.*`), namespaces (none given = all), excluded namespaces.
-public struct PodScope: Sendable {
+public struct PodScope: Sendable, Equatable {
     public var podRegex: String
     public var namespaces: [String]
     public var excludedNamespaces: [String]
