@@ -30,6 +30,12 @@ protocol ScriptTarget: Sendable {
     func apply(_ changes: [ScriptChange]) async throws
     /// One line per script: title, state and counters.
     func list() async throws -> [String]
+    /// Lets go of connections (before the process exits).
+    func close() async
+}
+
+extension ScriptTarget {
+    func close() async {}
 }
 
 /// The scripts API of a worker, a tap or a hub (docs/api.md).
@@ -127,6 +133,8 @@ struct ConfigMapScripts: ScriptTarget {
         }
         try await ScriptsConfigMap.write(specs, client: client, namespace: namespace)
     }
+
+    func close() async { await client.shutdown() }
 
     func list() async throws -> [String] {
         try await current().map { "\($0.title)\t\($0.active ? "active" : "inactive")\t(in \(namespace)/\(ScriptsConfigMap.name))" }

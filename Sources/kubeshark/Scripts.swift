@@ -133,25 +133,17 @@ struct ScriptsCommand: AsyncParsableCommand {
             target = APIScripts(url: url, token: token)
         }
 
-        var changes: [ScriptChange] = []
         var watched = ScriptFolders(folders)
-        if !folders.isEmpty {
-            let found: [ScriptFolders.File]
-            do { found = try watched.scan() } catch { throw fail("\(error)") }
-            changes += found.map { .put(ScriptSpec(title: $0.title, code: $0.code, active: active($0.title, onlyActive))) }
+        do {
+            try await once(target, folders: &watched, onlyActive: onlyActive)
+        } catch {
+            await target.close()
+            throw error
         }
-        changes += activate.map { .activate($0) } + deactivate.map { .deactivate($0) } + remove.map { .remove($0) }
-        if !changes.isEmpty {
-            do { try await target.apply(changes) } catch { throw fail("\(error)") }
-            for change in changes { warn("scripts: \(change)") }
+        guard watch else {
+            await target.close()
+            return
         }
-        if list || (changes.isEmpty && !logs && !watch) {
-            do { for line in try await target.list() { print(line) } } catch { throw fail("\(error)") }
-        }
-        if logs, let api = target as? APIScripts {
-            do { for line in try api.logLines() { print(line) } } catch { throw fail("\(error)") }
-        }
-        guard watch else { return }
         guard !folders.isEmpty else { throw fail("--watch needs a folder: --dir, or scripting.source in the config") }
         warn("scripts: watching \(folders.joined(separator: ", ")) (interrupt to stop)")
         while true {
@@ -174,6 +166,27 @@ struct ScriptsCommand: AsyncParsableCommand {
                 warn("scripts: \(error) (trying again at the next change)")
                 watched.forget()
             }
+        }
+    }
+
+    /// Uploads the folders and makes the changes the flags name, lists and prints logs.
+    private func once(_ target: any ScriptTarget, folders watched: inout ScriptFolders, onlyActive: Set<String>) async throws {
+        var changes: [ScriptChange] = []
+        if !watched.folders.isEmpty {
+            let found: [ScriptFolders.File]
+            do { found = try watched.scan() } catch { throw fail("\(error)") }
+            changes += found.map { .put(ScriptSpec(title: $0.title, code: $0.code, active: active($0.title, onlyActive))) }
+        }
+        changes += activate.map { .activate($0) } + deactivate.map { .deactivate($0) } + remove.map { .remove($0) }
+        if !changes.isEmpty {
+            do { try await target.apply(changes) } catch { throw fail("\(error)") }
+            for change in changes { warn("scripts: \(change)") }
+        }
+        if list || (changes.isEmpty && !logs && !watch) {
+            do { for line in try await target.list() { print(line) } } catch { throw fail("\(error)") }
+        }
+        if logs, let api = target as? APIScripts {
+            do { for line in try api.logLines() { print(line) } } catch { throw fail("\(error)") }
         }
     }
 

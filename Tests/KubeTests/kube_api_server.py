@@ -23,6 +23,7 @@ documents (kubernetes.io/docs/reference/kubernetes-api/ and
   * server-side apply ("Server-Side Apply"): PATCH with Content-Type
     application/apply-patch+yaml, fieldManager required, force=true; the stored
     object comes back with metadata.managedFields, uid, resourceVersion;
+  * merge patch (application/merge-patch+json, RFC 7386) of an existing object;
   * delete (DeleteOptions): propagationPolicy from the query or the body.
 
 The server knows each kind's group, resource name and scope independently of
@@ -96,7 +97,7 @@ class State:
         self.forbid = set()
         self.gone_mode = "event"
         self.fail_lists = 0     # the next N lists answer 500 InternalError
-        self.stats = {"lists": [], "watches": [], "deletes": [], "applies": [], "creates": [], "unauthorized": 0,
+        self.stats = {"lists": [], "watches": [], "deletes": [], "applies": [], "patches": [], "creates": [], "unauthorized": 0,
                       "proxied": 0}
         self.services = {}      # "ns/name:port" -> "host:port", for the service proxy
 
@@ -282,6 +283,8 @@ class API(JSONHandler):
                                                   {"name": name, "group": group, "kind": resource}))
             return self.send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                         "details": {"name": name, "group": group, "kind": resource, "uid": obj["metadata"]["uid"]}})
+        if method == "PATCH" and self.headers.get("Content-Type", "") == "application/merge-patch+json":
+            return self.merge_patch(key, gr, name, resource, group, q)
         # POST (create) and PATCH (server-side apply)
         raw = self.body()
         try:
@@ -332,6 +335,39 @@ class API(JSONHandler):
             obj["metadata"] = meta
             self.state.objects[key] = obj
         return self.send_json(200 if old else 201, obj)
+
+    def merge_patch(self, key, gr, name, resource, group, q):
+        """JSON merge patch (RFC 7386): maps merge, null removes; the object must exist."""
+        try:
+            patch = json.loads(self.body())
+        except ValueError:
+            return self.send_json(400, status(400, "BadRequest", "the body is not JSON"))
+        if not isinstance(patch, dict):
+            return self.send_json(400, status(400, "BadRequest", "a merge patch must be a JSON object"))
+
+        def merge(target, change):
+            if not isinstance(change, dict):
+                return change
+            out = dict(target) if isinstance(target, dict) else {}
+            for k, v in change.items():
+                if v is None:
+                    out.pop(k, None)
+                else:
+                    out[k] = merge(out.get(k), v)
+            return out
+
+        with self.state.cond:
+            old = self.state.objects.get(key)
+            if old is None:
+                return self.send_json(404, status(404, "NotFound", f'{gr} "{name}" not found',
+                                                  {"name": name, "group": group, "kind": resource}))
+            self.state.stats["patches"].append({"path": self.path.split("?")[0], "fieldManager": q.get("fieldManager")})
+            patch.pop("metadata", None)
+            obj = merge(old, patch)
+            obj["metadata"] = dict(old["metadata"])
+            obj["metadata"]["resourceVersion"] = self.state.next_rv()
+            self.state.objects[key] = obj
+        return self.send_json(200, obj)
 
     def pods(self, namespace, q):
         items = [o for (g, r, ns, n), o in self.state.objects.items()
