@@ -33,9 +33,25 @@ struct ScriptOptions: ParsableArguments {
         for pair in env where !pair.contains("=") {
             throw ValidationError("--script-env: '\(pair)' is not KEY=VALUE")
         }
+        _ = try Self.environmentSettings()
+    }
+
+    /// The scripts' env from `$SCRIPTING_ENV` (a JSON object; a deployment's workers get
+    /// `scripting.env` this way), under `--script-env`.
+    static func environmentSettings() throws -> [String: String] {
+        guard let text = ProcessInfo.processInfo.environment["SCRIPTING_ENV"], !text.trimmingSpaces.isEmpty else { return [:] }
+        guard case .object(let members)? = try? JSONValue.parse(text) else {
+            throw ValidationError("$SCRIPTING_ENV is not a JSON object of settings: \(text.prefix(80))")
+        }
+        var out: [String: String] = [:]
+        for m in members {
+            if case .string(let s) = m.value { out[m.key] = s } else { out[m.key] = String(decoding: m.value.jsonBytes, as: UTF8.self) }
+        }
+        return out
     }
 
     func apply(to config: inout WorkerConfiguration) {
+        for (key, value) in (try? Self.environmentSettings()) ?? [:] { config.scriptEnv[key] = value }
         for pair in env {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             config.scriptEnv[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""

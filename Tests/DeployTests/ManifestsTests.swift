@@ -14,7 +14,8 @@ struct ManifestsTests {
         ["-s", "kubeshark", "web|api", "-n", "shop,prod", "-e", "kube-system", "--capture", "af_xdp",
          "--plugin-image", "example.com/acme/ks-plugins:1", "--plugin-image", "example.com/b/p:2",
          "--set", "tap.docker.imagePullSecrets=regcred", "--storage-limit", "2Gi"],
-        ["-s", "observability", "--plugins", "http,dns", "--tls", "--set", "tap.mountBpf=false", "-t", "9.9.9"],
+        ["-s", "observability", "--plugins", "http,dns", "--tls", "--set", "tap.mountBpf=false", "-t", "9.9.9",
+         "--set", "scripting.env.RECORDING_KFL=http and response.status >= 500", "--set", "scripting.env.A=1"],
     ]
 
     /// The same flags for `helm template` (`-s` is the release namespace; the rest are values).
@@ -40,7 +41,11 @@ struct ManifestsTests {
                 i += images.count * 2
             case "--set":
                 let (key, v) = (value.split(separator: "=")[0], value.split(separator: "=")[1])
-                out += ["--set", key == "tap.docker.imagePullSecrets" ? "\(key)=\(list(String(v)))" : value]
+                if key.hasPrefix("scripting.env.") {
+                    out += ["--set-string", value]  // else Helm reads A=1 as a number
+                } else {
+                    out += ["--set", key == "tap.docker.imagePullSecrets" ? "\(key)=\(list(String(v)))" : value]
+                }
                 i += 2
             default: out += ["--set", "tap.regex=\(flag)"]; i += 1
             }
@@ -49,7 +54,7 @@ struct ManifestsTests {
     }
 
     /// Objects by "Kind/name", as sorted-key JSON text, with what legitimately differs
-    /// removed: the Secret's random tokens and the managed-by label (kubeshark-cli vs Helm).
+    /// removed: the Secret's random tokens (its SCRIPTING_ENV is compared) and the managed-by label (kubeshark-cli vs Helm).
     static func normalized(_ yaml: String) throws -> [String: String] {
         var out: [String: String] = [:]
         for doc in try YAMLText.parseAll(yaml) {
@@ -63,8 +68,14 @@ struct ManifestsTests {
         switch v {
         case .object(let members):
             return .object(members.filter { $0.key != "app.kubernetes.io/managed-by" }.map {
-                let value = kind == "Secret" && key == "data" ? JSONValue.string("(token)") : strip($0.value, kind: kind, key: $0.key)
-                return JSONMember(key: $0.key, value: value)
+                let secret = kind == "Secret" && key == "data"
+                if secret && $0.key.hasSuffix("_TOKEN") { return JSONMember(key: $0.key, value: .string("(token)")) }
+                // JSON inside: Helm's toJson escapes <, > and & as \u003c...; compare what it says.
+                if secret, case .string(let b64) = $0.value, let bytes = Data(base64Encoded: b64),
+                   let inner = try? JSONValue.parse(Array(bytes)) {
+                    return JSONMember(key: $0.key, value: .string(canonical(inner)))
+                }
+                return JSONMember(key: $0.key, value: strip($0.value, kind: kind, key: $0.key))
             })
         case .array(let items): return .array(items.map { strip($0, kind: kind, key: key) })
         default: return v
@@ -165,5 +176,25 @@ struct ManifestsTests {
             let args = Self.texts(worker["args"])
             #expect(args.contains("--storage-limit") && args.contains("3Gi") && args.contains("--ring-share"))
         }
+    }
+}
+
+extension ManifestsTests {
+    @Test("scripting.env reaches the workers: the Secret's SCRIPTING_ENV, the worker's env from it")
+    func scriptingEnv() throws {
+        var config = DeployConfig()
+        try config.set("scripting.env.RECORDING_KFL=http and response.status >= 500")
+        try config.merge(try YAMLText.parse("scripting:\n  env:\n    RECORDING_ROTATE: '@every 10m'\n"), source: "test.yaml")
+        #expect(throws: ConfigError.self) { try config.set("scripting.env.a.b=x") }
+        let objects = Manifests(config: config, hubToken: "h", workerToken: "w").objects
+        let secret = try #require(Self.object(objects, "Secret"))
+        guard case .string(let encoded)? = secret["data"]?["SCRIPTING_ENV"], let data = Data(base64Encoded: encoded) else {
+            Issue.record("no SCRIPTING_ENV in the Secret"); return
+        }
+        #expect(String(decoding: data, as: UTF8.self)
+            == #"{"RECORDING_KFL":"http and response.status >= 500","RECORDING_ROTATE":"@every 10m"}"#)
+        let workers = try #require(Self.object(objects, "DaemonSet"))
+        let env = Self.canonical(workers["spec"]?["template"]?["spec"]?["containers"] ?? .null)
+        #expect(env.contains(#""key":"SCRIPTING_ENV""#) && env.contains(#""name":"SCRIPTING_ENV""#), "\(env)")
     }
 }

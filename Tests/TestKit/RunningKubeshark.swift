@@ -11,10 +11,11 @@ public final class RunningKubeshark {
     public let dataDirectory: String
     public let stderrPath: String
 
-    /// Starts `kubeshark COMMAND` (worker by default) on a free port and waits for its
-    /// ready line (which names the URL).
+    /// Starts `kubeshark COMMAND` (worker by default) on a free port, with `environment`
+    /// added to the test's, and waits for its ready line (which names the URL).
     public init(_ arguments: [String], command: String = "worker", portArguments: [String] = ["--port", "0"],
-         ready: String = "listening on", dataDirectory given: String? = nil, usesDataDirectory: Bool = true) throws {
+         ready: String = "listening on", dataDirectory given: String? = nil, usesDataDirectory: Bool = true,
+         environment: [String: String] = [:]) throws {
         dataDirectory = given ?? NSTemporaryDirectory() + "ks-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         stderrPath = dataDirectory + ".log"
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
@@ -23,6 +24,9 @@ public final class RunningKubeshark {
         process.arguments = [command] + portArguments + (usesDataDirectory ? ["--data-dir", dataDirectory] : []) + arguments
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
         process.standardOutput = FileHandle.nullDevice
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given }
+        }
         try process.run()
         var found: String?
         for _ in 0..<200 where found == nil {

@@ -115,4 +115,19 @@ struct HubScriptTests {
         #expect(r.status != 0)
         #expect(r.stderr.contains("HTTP 404") && r.stderr.contains("no script titled 'Nope' on the hub"), "\(r.stderr)")
     }
+
+    @Test("a deployment's scripting.env ($SCRIPTING_ENV, from its Secret) is the scripts' env, under --script-env")
+    func environmentFromTheDeployment() throws {
+        let dir = try ScriptTests.folder(["env.js": "// Env\nconsole.log(env.RECORDING_KFL + '|' + env.A + '|' + env.B);\n"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let worker = try Worker(["-r", WorkerAPITests.fixture("http1-get-query.pcap"), "--scripts", dir, "--script-env", "B=flag"],
+                                environment: ["SCRIPTING_ENV": #"{"RECORDING_KFL":"http and response.status >= 500","A":1,"B":"secret"}"#])
+        defer { _ = worker.stop() }
+        #expect(ScriptTests.wait(10) {
+            Self.logs(worker).contains { $0["message"] as? String == "http and response.status >= 500|1|flag" }
+        }, "\(Self.logs(worker))")
+        let bad = try TestProcess.run(TestProcess.kubeshark, ["worker", "-r", WorkerAPITests.fixture("http1-get-query.pcap"),
+                                                              "--port", "0"], environment: ["SCRIPTING_ENV": "not json"])
+        #expect(bad.status != 0 && bad.stderr.contains("$SCRIPTING_ENV is not a JSON object"), "\(bad.stderr)")
+    }
 }

@@ -48,8 +48,9 @@ public struct DeployConfig: Sendable {
                 ("mountBpf", .bool(true)),
             ])),
             ("logLevel", .string("warning")),
-            // `kubeshark scripts`: the folders it loads (and watches), and the titles it activates (none: all).
-            ("scripting", o([("source", .string("")), ("sources", .array([])), ("active", .array([]))])),
+            // `kubeshark scripts`: the folders it loads (and watches), the titles it activates (none: all);
+            // `env`: the scripts' `env` object on every worker (free-form keys, string values).
+            ("scripting", o([("source", .string("")), ("sources", .array([])), ("active", .array([])), ("env", o([]))])),
             ("kube", o([("configPath", .string("")), ("context", .string(""))])),
         ])
     }
@@ -175,7 +176,14 @@ public struct DeployConfig: Sendable {
 
     // MARK: Tree helpers
 
+    /// Sections whose keys are the user's own (each a string).
+    static let freeFormSections = ["scripting.env"]
+
     static func defaultValue(_ path: String) -> JSONValue? {
+        for section in freeFormSections where path.hasPrefix(section + ".") {
+            let key = path.dropFirst(section.count + 1)
+            return key.isEmpty || key.contains(".") ? nil : .string("")
+        }
         var node: JSONValue? = defaults
         for key in path.split(separator: ".") { node = node?[String(key)] }
         return path.isEmpty ? nil : node
@@ -213,6 +221,8 @@ public struct DeployConfig: Sendable {
         guard case .object(var members) = node else { return node }
         if let i = members.firstIndex(where: { $0.key == key }) {
             members[i].value = replacing(members[i].value, at: path.dropFirst(), with: value)
+        } else if path.count == 1 {
+            members.append(JSONMember(key: key, value: value))  // a key of a free-form section
         }
         return .object(members)
     }

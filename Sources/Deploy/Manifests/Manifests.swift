@@ -126,8 +126,17 @@ public struct Manifests: Sendable {
             ("type", .string("Opaque")),
             // `data` (base64), not `stringData`: what the API server stores and gives back, so a
             // later tap can read the tokens again.
-            ("data", obj([("HUB_TOKEN", .string(Self.base64(hubToken))), ("WORKER_TOKEN", .string(Self.base64(workerToken)))])),
+            ("data", obj([("HUB_TOKEN", .string(Self.base64(hubToken))), ("WORKER_TOKEN", .string(Self.base64(workerToken))),
+                          ("SCRIPTING_ENV", .string(Self.base64(scriptingEnv)))])),
         ])
+    }
+
+    /// `scripting.env` as compact JSON with sorted keys (as Helm's `toJson` writes it): the
+    /// scripts' `env` object, which the workers read from the Secret.
+    var scriptingEnv: String {
+        guard case .object(let members)? = config.value("scripting.env") else { return "{}" }
+        let sorted = JSONValue.object(members.sorted { $0.key < $1.key })
+        return String(decoding: sorted.jsonBytes, as: UTF8.self)
     }
 
     /// The scope and the capture settings the hub and workers read.
@@ -147,7 +156,7 @@ public struct Manifests: Sendable {
         ])
     }
 
-    func tokenEnv(_ name: String, key: String) -> JSONValue {
+    func secretEnv(_ name: String, key: String) -> JSONValue {
         obj([("name", .string(name)), ("valueFrom", obj([("secretKeyRef", obj([
             ("name", .string(Self.secret)), ("key", .string(key)),
         ]))]))])
@@ -190,7 +199,7 @@ public struct Manifests: Sendable {
         let args = ["hub", "--kube", "--release-namespace", namespace, "--host", "0.0.0.0", "--port", "\(hubPort)",
                     "--token", "$(HUB_TOKEN)", "--worker-token", "$(WORKER_TOKEN)", "--log-level", config.string("logLevel")]
         let hub = container("hub", args: args, port: hubPort,
-                            env: [tokenEnv("HUB_TOKEN", key: "HUB_TOKEN"), tokenEnv("WORKER_TOKEN", key: "WORKER_TOKEN")],
+                            env: [secretEnv("HUB_TOKEN", key: "HUB_TOKEN"), secretEnv("WORKER_TOKEN", key: "WORKER_TOKEN")],
                             resources: "hub",
                             securityContext: obj([("allowPrivilegeEscalation", .bool(false)), ("runAsNonRoot", .bool(true)),
                                                   ("runAsUser", .number(65532)),
@@ -253,8 +262,8 @@ public struct Manifests: Sendable {
         let worker = container(
             "worker", args: args, port: workerPort,
             env: [fieldEnv("NODE_NAME", "spec.nodeName"), fieldEnv("POD_NAME", "metadata.name"),
-                  fieldEnv("HOST_IP", "status.hostIP"), tokenEnv("WORKER_TOKEN", key: "WORKER_TOKEN"),
-                  tokenEnv("HUB_TOKEN", key: "HUB_TOKEN")],
+                  fieldEnv("HOST_IP", "status.hostIP"), secretEnv("WORKER_TOKEN", key: "WORKER_TOKEN"),
+                  secretEnv("HUB_TOKEN", key: "HUB_TOKEN"), secretEnv("SCRIPTING_ENV", key: "SCRIPTING_ENV")],
             resources: "worker",
             securityContext: obj([("privileged", .bool(false)),
                                   ("capabilities", obj([("drop", strings(["ALL"])), ("add", strings(capabilities))]))]),
