@@ -9,14 +9,16 @@ import FoundationNetworking
 
 /// One change `kubeshark scripts` makes.
 enum ScriptChange: CustomStringConvertible {
-    case put(ScriptSpec)
+    /// A script to add or replace, and the file it comes from (named in the message).
+    case put(ScriptSpec, file: String? = nil)
     case activate(String)
     case deactivate(String)
     case remove(String)
 
     var description: String {
         switch self {
-        case .put(let spec): "\(spec.title) \(spec.active ? "loaded and activated" : "loaded")"
+        case .put(let spec, let file):
+            "\(spec.title)\(file.map { " (\(($0 as NSString).lastPathComponent))" } ?? "") \(spec.active ? "loaded and activated" : "loaded")"
         case .activate(let title): "\(title) activated"
         case .deactivate(let title): "\(title) deactivated"
         case .remove(let title): "\(title) removed"
@@ -46,7 +48,7 @@ struct APIScripts: ScriptTarget {
     func apply(_ changes: [ScriptChange]) async throws {
         for change in changes {
             switch change {
-            case .put(let spec):
+            case .put(let spec, _):
                 _ = try request("POST", "/api/scripts", .object([JSONMember(key: "title", value: .string(spec.title)),
                                                                  JSONMember(key: "code", value: .string(spec.code)),
                                                                  JSONMember(key: "active", value: .bool(spec.active))]))
@@ -117,7 +119,7 @@ struct ConfigMapScripts: ScriptTarget {
         var specs = try await current()
         for change in changes {
             switch change {
-            case .put(let spec):
+            case .put(let spec, _):
                 if let i = specs.firstIndex(where: { $0.title == spec.title }) { specs[i] = spec } else { specs.append(spec) }
             case .activate(let title), .deactivate(let title):
                 guard let i = specs.firstIndex(where: { $0.title == title }) else {
@@ -179,7 +181,9 @@ struct ScriptFolders {
         let before = known
         let now = try scan()
         var out: [ScriptChange] = []
-        for file in now where before[file.path] != file { out.append(.put(ScriptSpec(title: file.title, code: file.code, active: true))) }
+        for file in now where before[file.path] != file {
+            out.append(.put(ScriptSpec(title: file.title, code: file.code, active: true), file: file.path))
+        }
         let titlesNow = Set(now.map(\.title))
         for (path, old) in before where known[path] == nil || known[path]!.title != old.title {
             if !titlesNow.contains(old.title) { out.append(.remove(old.title)) }

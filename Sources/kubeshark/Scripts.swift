@@ -167,7 +167,7 @@ struct ScriptsCommand: AsyncParsableCommand {
             let update: [ScriptChange]
             do {
                 update = try watched.changes().map { change in
-                    if case .put(var spec) = change { spec.active = active(spec.title, onlyActive); return .put(spec) }
+                    if case .put(var spec, let file) = change { spec.active = active(spec.title, onlyActive); return .put(spec, file: file) }
                     return change
                 }
             } catch {
@@ -191,7 +191,7 @@ struct ScriptsCommand: AsyncParsableCommand {
         if !watched.folders.isEmpty {
             let found: [ScriptFolders.File]
             do { found = try watched.scan() } catch { throw fail("\(error)") }
-            changes += found.map { .put(ScriptSpec(title: $0.title, code: $0.code, active: active($0.title, onlyActive))) }
+            changes += found.map { .put(ScriptSpec(title: $0.title, code: $0.code, active: active($0.title, onlyActive)), file: $0.path) }
         }
         changes += activate.map { .activate($0) } + deactivate.map { .deactivate($0) } + remove.map { .remove($0) }
         if !changes.isEmpty {

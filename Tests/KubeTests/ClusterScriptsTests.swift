@@ -103,6 +103,7 @@ struct ClusterScriptsTests {
         // A script added through the hub's API is written back into the ConfigMap.
         var req = URLRequest(url: URL(string: hub.base + "/api/scripts")!)
         req.httpMethod = "POST"
+        req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         req.httpBody = Data(#"{"code": "// From the dashboard\nvar d = 1;"}"#.utf8)
         #expect(try hub.send(req).0 == 200)
         #expect(Self.scripts(worker)["From the dashboard"]?["state"] as? String == "running")

@@ -202,6 +202,28 @@ struct DashboardBrowserTests {
         #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
     }
 
+    @Test("a script loaded from the Scripts panel's form runs; its button deactivates it; all by keyboard")
+    func scriptsFromTheDashboard() throws {
+        let worker = try WorkerAPITests.RunningWorker(["-r", WorkerAPITests.fixture("http1-post-json.pcap")])
+        defer { _ = worker.stop() }
+        let code = "// Typed in\nfunction onItemCaptured(data) { console.log('typed saw', data.method); }\n"
+        let steps = try Self.drive(worker, ["--expect-count", "1", "--script-load", code])
+        let ui = try #require(steps["script-ui"])
+        #expect(ui["loaded"] as? Bool == true && ui["deactivated"] as? Bool == true, "\(ui)")
+        #expect(ui["textarea"] as? String == "", "the form is cleared once loaded")
+        #expect(ui["focused"] as? String == "Activate Typed in", "the focus stays on the row's button across redraws: \(ui)")
+        #expect(ui["error"] as? String == "")
+        // The worker has it, as typed, deactivated, and it ran while active.
+        let script = try #require(ScriptTests.scripts(worker)["Typed in"])
+        #expect(script["code"] as? String == code && script["active"] as? Bool == false)
+        #expect(try ScriptTests.logs(worker).contains { $0["message"] as? String == "typed saw POST" })
+        #expect(Self.unexpectedErrors(steps).isEmpty, "\(Self.unexpectedErrors(steps))")
+        // A page of another origin cannot load one: the API takes JSON only (the browser would ask first).
+        let plain = try TestProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: text/plain",
+                                                          "--data", #"{"code":"// x\nvar a;"}"#, worker.base + "/api/scripts"])
+        #expect(plain.stdout == "415")
+    }
+
     @Test("a DNS entry (not HTTP-shaped) opens as a generic table of its fields")
     func nonHTTPEntry() throws {
         let worker = try WorkerAPITests.RunningWorker(["-r", TestProcess.repoRoot

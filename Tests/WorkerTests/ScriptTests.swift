@@ -46,6 +46,7 @@ struct ScriptTests {
         var req = URLRequest(url: URL(string: worker.base + path)!)
         req.httpMethod = "POST"
         req.httpBody = try JSONSerialization.data(withJSONObject: body)
+        req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         return try worker.send(req).0
     }
 

@@ -243,6 +243,25 @@ async def later_steps(cdp, args):
              table=await cdp.js("document.getElementById('scripts-body').textContent"),
              log=await cdp.js("document.getElementById('scripts-log').textContent"))
 
+    # 8b. Load a script from the panel's form and deactivate it with its button, by keyboard.
+    if args.script_load:
+        title = args.script_load.split("\n")[0].lstrip("/ ").strip()
+        await cdp.js("document.getElementById('scripts').open = true")
+        await cdp.js("document.getElementById('script-code').focus()")
+        await cdp.send("Input.insertText", text=args.script_load)
+        await cdp.js("document.getElementById('script-load').focus()")
+        await cdp.enter()
+        button = "[...document.querySelectorAll('#scripts-body button')].find(b => b.getAttribute('aria-label') === %s)"
+        loaded = await cdp.wait((button % json.dumps("Deactivate " + title)) + " !== undefined")
+        await cdp.js((button % json.dumps("Deactivate " + title)) + ".focus()")
+        await cdp.enter()
+        deactivated = await cdp.wait((button % json.dumps("Activate " + title)) + " !== undefined")
+        await asyncio.sleep(2.5)  # a poll redraws the table: the focus must stay on the button
+        emit("script-ui", loaded=bool(loaded), deactivated=bool(deactivated),
+             textarea=await cdp.js("document.getElementById('script-code').value"),
+             focused=await cdp.js("document.activeElement && document.activeElement.getAttribute('aria-label') || ''"),
+             error=await cdp.js("document.getElementById('script-error').textContent"))
+
     # 9. The connection state over a while (a worker that drops slow clients).
     if args.watch_conn:
         seen = []
@@ -268,6 +287,7 @@ async def main():
     ap.add_argument("--pause-query")
     ap.add_argument("--watch-conn", type=float, default=0)
     ap.add_argument("--scripts-log", help="wait for this text in the Scripts panel's log")
+    ap.add_argument("--script-load", help="type this script into the Scripts panel's form, load it, then deactivate it")
     args = ap.parse_args()
 
     profile = tempfile.mkdtemp(prefix="ks-chromium-")

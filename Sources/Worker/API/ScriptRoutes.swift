@@ -83,7 +83,14 @@ enum ScriptRoutes {
     }
 
     /// The body of a script request, a JSON object (400 otherwise, 413 when too large).
+    /// It must say `Content-Type: application/json`: a web page cannot send that to
+    /// another origin without the browser asking first (CORS), which this API never
+    /// allows, so no page a user visits can load a script into a tap on their machine.
     static func object(_ request: Request) async throws -> JSONValue {
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/json" else {
+            throw HTTPError(.unsupportedMediaType, message: "a script request is JSON: send Content-Type: application/json")
+        }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxScriptBytes + 4096)

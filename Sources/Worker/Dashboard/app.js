@@ -586,15 +586,41 @@
     } catch { /* the connection state says it */ }
   }
 
+  // Script changes go to the same API as `kubeshark scripts` (a hub passes them to every worker).
+  async function scriptRequest(path, body) {
+    const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!r.ok) throw new Error(`${r.status}: ${(await r.text()).slice(0, 300)}`);
+  }
+
+  async function scriptAction(action, title) {
+    $("script-error").textContent = "";
+    try { await scriptRequest(`/api/scripts/${action}`, { title }); } catch (e) { $("script-error").textContent = `${action} ${title}: ${e.message}`; }
+    pollScripts();
+  }
+
+  $("script-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const code = $("script-code").value;
+    if (!code.trim()) return;
+    $("script-error").textContent = "";
+    try {
+      await scriptRequest("/api/scripts", { code, active: true });
+      $("script-code").value = "";
+    } catch (e) { $("script-error").textContent = `load: ${e.message}`; }
+    pollScripts();
+  });
+
   function renderScripts(list) {
-    $("scripts").hidden = list.length === 0 && scriptLogSeq === 0;
+    $("scripts").hidden = false;   // the server takes scripts: the panel can load one
     $("scripts-count").textContent = `(${list.filter((x) => x.state === "running").length} running of ${list.length})`;
     const body = $("scripts-body");
+    // Redrawn every poll: keep the keyboard focus on the same button.
+    const focused = body.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     body.replaceChildren();
     if (!list.length) return;
     const t = el("table");
     const head = el("tr");
-    for (const h of ["title", "state", "hooks", "entries", "packets", "errors", "memory"]) head.appendChild(el("th", "", h));
+    for (const h of ["title", "state", "hooks", "entries", "packets", "errors", "memory", ""]) head.appendChild(el("th", "", h));
     t.appendChild(head);
     for (const x of list) {
       const tr = el("tr");
@@ -604,9 +630,24 @@
       tr.append(el("td", "", x.title), state, el("td", "", (x.hooks || []).join(", ")),
         el("td", "", String(x.entries ?? "")), el("td", "", String(x.packets ?? "")),
         el("td", x.errors > 0 ? "bad" : "", String(x.errors ?? "")), el("td", "", x.memoryBytes ? bytes(x.memoryBytes) : ""));
+      const actions = el("td");
+      const running = x.active && x.state !== "failed";
+      for (const action of [running ? "deactivate" : "activate", "remove"]) {
+        const b = el("button", "", action === "remove" ? "Remove" : action === "activate" ? "Activate" : "Deactivate");
+        b.type = "button";
+        b.dataset.key = `${action === "remove" ? "remove" : "toggle"} ${x.title}`;   // the toggle keeps focus as it flips
+        b.setAttribute("aria-label", `${b.textContent} ${x.title}`);
+        b.addEventListener("click", () => scriptAction(action, x.title));
+        actions.appendChild(b);
+      }
+      tr.appendChild(actions);
       t.appendChild(tr);
     }
     body.appendChild(t);
+    if (focused) {
+      const again = [...body.querySelectorAll("button")].find((b) => b.dataset.key === focused);
+      if (again) again.focus();
+    }
   }
 
   function appendScriptLog(lines) {
