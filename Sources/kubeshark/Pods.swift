@@ -140,7 +140,9 @@ final class PodFollower: @unchecked Sendable {
         for pod in pods + targets { for ip in pod.addresses { names[ip] = EndpointNames.Name(name: pod.name, namespace: pod.namespace) } }
         service.endpointNames.replace(names)
         service.targetedPods = targets
-        tls?.setScope(.namespaces(named: targets.map(\.netns).filter { !$0.isEmpty }))
+        // By address (a cluster): the namespaces holding the targets' IPs; else by their names.
+        tls?.setScope(byAddress ? .networkNamespaces(holding: targets.flatMap(\.addresses))
+                                : .namespaces(named: targets.map(\.netns).filter { !$0.isEmpty }))
         let wanted: [String]
         var wantedFilter = filter
         if byAddress {

@@ -146,14 +146,16 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             throw fail(error.description)
         }
-        // Live capture also reads TLS plaintext (not a capture file's replay).
-        let tracer = interface.isEmpty ? nil : tlsOptions.start(capturing: LiveCapture.interfaces(interface), log: service.tlsLog)
+        // Live capture also reads TLS plaintext (not a capture file's replay): of the pods behind
+        // the interfaces, or, with --pods, of the targeted pods (the follower keeps the scope).
+        let tracer = node != nil ? tlsOptions.start(scope: [], log: service.tlsLog)
+            : interface.isEmpty ? nil : tlsOptions.start(capturing: LiveCapture.interfaces(interface), log: service.tlsLog)
         defer { tracer?.close() }
         try scriptOptions.load(into: service)
         var watcher: Task<Void, Never>?
         if let (overrides, pods) = node {
             let follower = PodFollower(service: service, selection: .hub([]), live: live, filter: filter, byAddress: byAddress,
-                                       label: "worker")
+                                       label: "worker", tls: tracer)
             follower.apply(pods)
             service.acceptTargets { follower.target($0) }
             watcher = follower.follow(every: nodePods.refreshSeconds) { try nodePods.discover(overrides) }
