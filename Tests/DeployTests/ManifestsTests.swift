@@ -169,6 +169,7 @@ struct ManifestsTests {
             #expect(worker["securityContext"]?["privileged"].map { if case .bool(false) = $0 { true } else { false } } == true)
             #expect(Self.texts(worker["securityContext"]?["capabilities"]?["add"]) == want, "\(capture) tls=\(tls)")
             #expect(Self.texts(worker["securityContext"]?["capabilities"]?["drop"]) == ["ALL"])
+            #expect(Self.canonical(spec ?? .null).contains(#""hostPID":true"#) == tls, "the host's processes only for TLS")
             let bpf = Self.canonical(spec ?? .null).contains("/sys/fs/bpf")
             #expect(bpf == (capture == "af_xdp" || tls), "/sys/fs/bpf mounted only when needed")
             let volumes = Self.canonical(spec?["volumes"] ?? .null)

@@ -278,6 +278,10 @@ public struct Manifests: Sendable {
         var podSpec: [(String, JSONValue)] = [
             ("serviceAccountName", .string(Self.serviceAccount)),
             ("hostNetwork", .bool(true)),
+        ]
+        // TLS capture finds the targeted pods' processes in /proc and attaches to their libssl.
+        if config.bool("tap.tls") { podSpec.append(("hostPID", .bool(true))) }
+        podSpec += [
             ("dnsPolicy", .string("ClusterFirstWithHostNet")),
             ("nodeSelector", obj([("kubernetes.io/os", .string("linux"))])),
             ("tolerations", .array([obj([("operator", .string("Exists"))])])),
