@@ -20,13 +20,14 @@ struct ClusterScriptsTests {
         return Dictionary(list.map { ($0["title"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
     }
 
-    static func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        return condition()
+    /// Polls `condition` (quick, blocking) off the cooperative pool.
+    static func wait(_ seconds: Double, _ condition: @escaping @Sendable () -> Bool) async throws -> Bool {
+        try await offThePool { TestProcess.eventually(within: seconds, every: 0.2, condition) }
+    }
+
+    /// `kubeshark ARGS`, run off the cooperative pool.
+    static func kubeshark(_ arguments: [String]) async throws -> ProcessResult {
+        try await offThePool { try TestProcess.run(TestProcess.kubeshark, arguments) }
     }
 
     /// The ConfigMap's data.
@@ -53,7 +54,7 @@ struct ClusterScriptsTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "// Counter\nvar n = 0;\nfunction onItemCaptured(d) { n++; }\n".write(toFile: dir + "/counter.js", atomically: true, encoding: .utf8)
         try "/* Idle\n * does nothing */\nvar idle = true;\n".write(toFile: dir + "/idle.js", atomically: true, encoding: .utf8)
-        let early = try TestProcess.run(TestProcess.kubeshark, ["scripts"] + kube + ["--dir", dir])
+        let early = try await Self.kubeshark(["scripts"] + kube + ["--dir", dir])
         #expect(early.status != 0 && early.stderr.contains("no ks/kubeshark-config-map: deploy first"), "\(early.stderr)")
 
         try await withClient(server.config()) { client in
@@ -64,7 +65,7 @@ struct ClusterScriptsTests {
                 data: {POD_REGEX: "^web", NAMESPACES: shop, EXCLUDED_NAMESPACES: ""}
                 """))
         }
-        let put = try TestProcess.run(TestProcess.kubeshark, ["scripts"] + kube + ["--dir", dir])
+        let put = try await Self.kubeshark(["scripts"] + kube + ["--dir", dir])
         #expect(put.status == 0, "\(put.stderr)")
         var data = try await Self.data(server)
         #expect(data["POD_REGEX"] == "^web" && data["NAMESPACES"] == "shop", "the scope is kept: \(data)")
@@ -76,46 +77,51 @@ struct ClusterScriptsTests {
         #expect(patches.last?["fieldManager"] as? String == "kubeshark-scripts")
 
         // The hub reads them and its worker runs them.
-        let hub = try ClusterHubTests.start(["hub"] + kube + ["--port", "0"], ready: "hub listening on")
+        let hub = try await offThePool { try ClusterHubTests.start(["hub"] + kube + ["--port", "0"], ready: "hub listening on") }
         defer { _ = hub.stop() }
         #expect(hub.log.contains("2 script(s)"), "\(hub.log)")
         let file = TestProcess.repoRoot.appendingPathComponent("Tests/Fixtures/captures/http1-pipelined.pcap").path
         let workerDir = NSTemporaryDirectory() + "ks-kube-scripts-worker-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: workerDir) }
-        let worker = try ClusterHubTests.start(["worker", "-r", file, "--name", "node-a", "--port", "0", "--data-dir", workerDir,
-                                                "--hub", hub.base, "--hub-interval", "0.3"], ready: "listening on")
+        let worker = try await offThePool {
+            try ClusterHubTests.start(["worker", "-r", file, "--name", "node-a", "--port", "0", "--data-dir", workerDir,
+                                       "--hub", hub.base, "--hub-interval", "0.3"], ready: "listening on")
+        }
         defer { _ = worker.stop() }
-        #expect(Self.wait(10) {
+        #expect(try await Self.wait(10) {
             let s = Self.scripts(worker)
             return s["Counter"]?["state"] as? String == "running" && s["Idle"]?["state"] as? String == "running"
         }, "\(Self.scripts(worker).keys) \(hub.log)")
-        #expect(Self.wait(10) { ((Self.scripts(worker)["Counter"]?["entries"] as? Int) ?? 0) > 0 }, "its hook sees the worker's entries")
+        #expect(try await Self.wait(10) { ((Self.scripts(worker)["Counter"]?["entries"] as? Int) ?? 0) > 0 }, "its hook sees the worker's entries")
 
         // Listed from the ConfigMap; deactivated there, the worker follows (the hub reads it every 5 s).
-        let list = try TestProcess.run(TestProcess.kubeshark, ["scripts"] + kube + ["--list"])
+        let list = try await Self.kubeshark(["scripts"] + kube + ["--list"])
         #expect(list.stdout.contains("Counter\tactive") && list.stdout.contains("Idle\tactive"), "\(list.stdout) \(list.stderr)")
-        let off = try TestProcess.run(TestProcess.kubeshark, ["scripts"] + kube + ["--deactivate", "Idle"])
+        let off = try await Self.kubeshark(["scripts"] + kube + ["--deactivate", "Idle"])
         #expect(off.status == 0, "\(off.stderr)")
         data = try await Self.data(server)
         #expect(data["SCRIPTING_ACTIVE_SCRIPTS"] == "Counter")
-        #expect(Self.wait(10) { Self.scripts(worker)["Idle"]?["active"] as? Bool == false }, "\(hub.log)")
+        #expect(try await Self.wait(10) { Self.scripts(worker)["Idle"]?["active"] as? Bool == false }, "\(hub.log)")
 
         // A script added through the hub's API is written back into the ConfigMap.
         var req = URLRequest(url: URL(string: hub.base + "/api/scripts")!)
         req.httpMethod = "POST"
         req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         req.httpBody = Data(#"{"code": "// From the dashboard\nvar d = 1;"}"#.utf8)
-        #expect(try hub.send(req).0 == 200)
-        #expect(Self.scripts(worker)["From the dashboard"]?["state"] as? String == "running")
+        let request = req
+        let status = try await offThePool { try hub.send(request).0 }
+        #expect(status == 200)
+        #expect(Self.scripts(worker)["From the dashboard"] != nil, "on the worker when the hub answers")
+        #expect(try await Self.wait(5) { Self.scripts(worker)["From the dashboard"]?["state"] as? String == "running" })
         data = try await Self.data(server)
         #expect(data["SCRIPTING_SCRIPTS"]?.contains("From the dashboard") == true, "\(data)")
 
         // Removed from the ConfigMap: gone from the worker.
-        let rm = try TestProcess.run(TestProcess.kubeshark, ["scripts"] + kube + ["--remove", "Counter"])
+        let rm = try await Self.kubeshark(["scripts"] + kube + ["--remove", "Counter"])
         #expect(rm.status == 0, "\(rm.stderr)")
-        #expect(Self.wait(10) { Self.scripts(worker)["Counter"] == nil }, "\(hub.log)")
+        #expect(try await Self.wait(10) { Self.scripts(worker)["Counter"] == nil }, "\(hub.log)")
         #expect(Self.scripts(worker)["From the dashboard"] != nil)
-        let unknown = try TestProcess.run(TestProcess.kubeshark, ["scripts"] + kube + ["--activate", "Nope"])
+        let unknown = try await Self.kubeshark(["scripts"] + kube + ["--activate", "Nope"])
         #expect(unknown.status != 0 && unknown.stderr.contains("no script titled 'Nope' in ks/kubeshark-config-map"), "\(unknown.stderr)")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import Scripting
+import TestKit
 import Testing
 
 /// Jobs and the script lifecycle in a `ScriptManager` over a real (empty) ring.
@@ -16,12 +17,7 @@ import Testing
     }
 
     static func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return condition()
+        TestProcess.eventually(within: seconds, every: 0.05, condition)
     }
 
     @Test func jobsRunOnScheduleWithArgumentsUpToTheirLimitAndReportFailures() throws {

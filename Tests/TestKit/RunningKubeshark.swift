@@ -5,7 +5,7 @@ import FoundationNetworking
 
 /// A running `kubeshark` service (worker, hub, tap, proxy) started by a test: its
 /// stderr goes to a file, and it is ready when that prints its URL.
-public final class RunningKubeshark {
+public final class RunningKubeshark: @unchecked Sendable {  // immutable after init; Process is thread-safe enough for kill/wait
     public let process: Process
     public let base: String
     public let dataDirectory: String

@@ -135,6 +135,17 @@ extension TestProcess {
         return p
     }
 
+    /// Polls `condition` until it holds or `seconds` pass; returns whether it held.
+    public static func eventually(within seconds: Double, every interval: Double = 0.1,
+                                  _ condition: () throws -> Bool) rethrows -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: interval)
+        }
+        return try condition()
+    }
+
     /// Reads `pipe` until its text contains `marker` (or `timeout` seconds pass);
     /// returns everything read so far.
     public static func waitFor(_ marker: String, in pipe: Pipe, timeout: Double = 20) -> String {
@@ -153,3 +164,13 @@ extension TestProcess {
     }
 
 }
+
+/// Runs blocking work (processes, polling with sleeps) on a thread of its own, so an
+/// async test does not hold one of the few threads of Swift's cooperative pool, which
+/// other tests' tasks (watches with deadlines) need.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+

@@ -34,12 +34,7 @@ struct ScriptTests {
 
     /// Polls until `condition` holds (or `seconds` pass); returns whether it did.
     static func wait(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if try condition() { return true }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        return try condition()
+        try TestProcess.eventually(within: seconds, condition)
     }
 
     static func post(_ worker: Worker, _ path: String, _ body: [String: Any]) throws -> Int {
