@@ -79,9 +79,12 @@ enum TLSProcesses {
     /// Marks of TLS code linked into an executable, looked for when it maps no TLS library.
     static let staticMarkers: [(bytes: [UInt8], name: String)] = [
         (Array("crypto/tls.(*Conn)".utf8), "Go crypto/tls"),
+        (Array("BoringSSL".utf8), "BoringSSL linked statically"),
         (Array("OpenSSL 3.".utf8), "OpenSSL linked statically, without symbols"),
         (Array("OpenSSL 1.".utf8), "OpenSSL linked statically, without symbols"),
-        (Array("BoringSSL".utf8), "BoringSSL linked statically"),
+        // The version text is linked in only when the program asks for it; libssl's own
+        // error-reporting names always are (BoringSSL has no ssl3_read_bytes).
+        (Array("ssl3_read_bytes".utf8), "OpenSSL linked statically, without symbols"),
         (Array("rustls".utf8), "rustls"),
     ]
 
