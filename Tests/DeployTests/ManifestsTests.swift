@@ -170,6 +170,7 @@ struct ManifestsTests {
             #expect(Self.texts(worker["securityContext"]?["capabilities"]?["add"]) == want, "\(capture) tls=\(tls)")
             #expect(Self.texts(worker["securityContext"]?["capabilities"]?["drop"]) == ["ALL"])
             #expect(Self.canonical(spec ?? .null).contains(#""hostPID":true"#) == tls, "the host's processes only for TLS")
+            #expect(Self.canonical(spec ?? .null).contains("/sys/kernel/tracing") == tls, "the host's tracefs only for TLS")
             let bpf = Self.canonical(spec ?? .null).contains("/sys/fs/bpf")
             #expect(bpf == (capture == "af_xdp" || tls), "/sys/fs/bpf mounted only when needed")
             let volumes = Self.canonical(spec?["volumes"] ?? .null)

@@ -259,6 +259,10 @@ public struct Manifests: Sendable {
         var mounts = [obj([("name", .string("data")), ("mountPath", .string("/app/data"))])]
         if !images.isEmpty { mounts.append(obj([("name", .string("plugins")), ("mountPath", .string("/app/plugins"))])) }
         if mountsBpf { mounts.append(obj([("name", .string("bpffs")), ("mountPath", .string("/sys/fs/bpf"))])) }
+        // TLS capture's syscall tracepoints are found in the host's tracefs (no SYS_ADMIN to mount one).
+        if config.bool("tap.tls") {
+            mounts.append(obj([("name", .string("tracefs")), ("mountPath", .string("/sys/kernel/tracing")), ("readOnly", .bool(true))]))
+        }
         let worker = container(
             "worker", args: args, port: workerPort,
             env: [fieldEnv("NODE_NAME", "spec.nodeName"), fieldEnv("POD_NAME", "metadata.name"),
@@ -274,6 +278,10 @@ public struct Manifests: Sendable {
         if mountsBpf {
             volumes.append(obj([("name", .string("bpffs")),
                                 ("hostPath", obj([("path", .string("/sys/fs/bpf")), ("type", .string("Directory"))]))]))
+        }
+        if config.bool("tap.tls") {
+            volumes.append(obj([("name", .string("tracefs")),
+                                ("hostPath", obj([("path", .string("/sys/kernel/tracing")), ("type", .string("Directory"))]))]))
         }
         var podSpec: [(String, JSONValue)] = [
             ("serviceAccountName", .string(Self.serviceAccount)),
