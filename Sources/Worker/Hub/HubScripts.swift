@@ -20,7 +20,8 @@ public struct ScriptSpec: Sendable, Equatable {
 /// or, with `hub --kube`, the deployment's ConfigMap. Each second every worker's
 /// scripts are compared with these and mended (a worker that restarted or
 /// registered later gets them all); the workers' script log lines are gathered
-/// into one log, each line naming its worker.
+/// into one log (each second while the hub manages scripts, and on each request
+/// for it), each line naming its worker.
 ///
 /// The hub manages only the titles it was given: a worker's own scripts
 /// (`worker --scripts`) are left alone unless the hub is given the same title,
@@ -137,9 +138,10 @@ public final class HubScripts: Sendable {
     public func reconcile(_ hub: HubService) async -> [String] {
         let (desired, removed) = state.withLock { ($0.desired, $0.removed) }
         var changes: [String] = []
+        // Nothing managed: nothing to mend, and the log is gathered when asked for.
+        guard !desired.isEmpty || !removed.isEmpty else { return [] }
         for worker in hub.workers {
             await gatherLog(hub, worker)
-            guard !desired.isEmpty || !removed.isEmpty else { continue }
             let (status, body) = await hub.get(worker, "/api/scripts", timeout: 3)
             guard status == 200, let running = Self.parseWorkerScripts(try? JSONValue.parse(Array(body))) else { continue }
             for spec in desired {
