@@ -61,9 +61,22 @@ enum HubScriptRoutes {
         var titles = managed.map(\.title)
         var perTitle: [String: [(worker: String, description: JSONValue)]] = [:]
         var codes: [String: (code: String, active: Bool)] = [:]
-        for worker in hub.workers {
-            let (status, body) = await hub.get(worker, "/api/scripts", timeout: 3)
-            guard status == 200, case .array(let items)? = try? JSONValue.parse(Array(body)) else { continue }
+        // Asked of every worker at once: one that does not answer costs its timeout once, not per worker.
+        let workers = hub.workers
+        let answers = await withTaskGroup(of: (Int, JSONValue?).self) { group in
+            for (i, worker) in workers.enumerated() {
+                group.addTask {
+                    let (status, body) = await hub.get(worker, "/api/scripts", timeout: 3)
+                    return (i, status == 200 ? try? JSONValue.parse(Array(body)) : nil)
+                }
+            }
+            var out: [(Int, JSONValue?)] = []
+            for await answer in group { out.append(answer) }
+            return out.sorted { $0.0 < $1.0 }
+        }
+        for (i, answer) in answers {
+            let worker = workers[i]
+            guard case .array(let items)? = answer else { continue }
             for item in items {
                 guard case .string(let title)? = item["title"] else { continue }
                 if !titles.contains(title) { titles.append(title) }
