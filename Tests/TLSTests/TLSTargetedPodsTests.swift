@@ -39,7 +39,10 @@ struct TLSTargetedPodsTests {
         #expect(other.curl(["--http1.1", "/not-targeted"]) == 404)
 
         let client = TestProcess.repoRoot.appendingPathComponent("Tests/WorkerTests/ws_client.py").path
-        let ws = try TestProcess.run("/usr/bin/python3", [client, worker.base, "--query", "", "--want", "3", "--idle", "4"])
+        let pcap = worker.dataDirectory + "-first.pcap"
+        defer { try? FileManager.default.removeItem(atPath: pcap) }
+        let ws = try TestProcess.run("/usr/bin/python3", [client, worker.base, "--query", "", "--want", "3", "--idle", "4",
+                                                          "--pcap-first", pcap])
         let entries = TestProcess.jsonLines(ws.stdout).filter { $0["type"] as? String == "entry" }.compactMap { $0["entry"] as? [String: Any] }
         let paths = entries.compactMap { $0["summary"] as? String }.sorted()
         #expect(paths == ["/targeted-1", "/targeted-2", "/targeted-h2"], "\(paths) \(worker.log)")
@@ -47,6 +50,19 @@ struct TLSTargetedPodsTests {
         #expect(entries.allSatisfy { ($0["dst"] as? [String: Any])?["name"] as? String == "web-tls" }, "\(entries)")
         #expect(entries.compactMap { $0["process"] as? String }.allSatisfy { $0.hasPrefix("nginx") }, "\(entries)")
         #expect(!worker.log.contains("not-targeted"))
+
+        // The first entry's pcap is its decrypted stream: tshark reads the request and the
+        // response in it, with valid IP and TCP checksums (the wire held only ciphertext).
+        let first = try #require(entries.first?["summary"] as? String)
+        let tshark = try TestProcess.run("/usr/bin/tshark", ["-r", pcap, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+                                                             "-T", "fields", "-e", "http.request.uri", "-e", "http2.header.value",
+                                                             "-e", "http.response.code", "-e", "tcp.checksum.status", "-e", "ip.checksum.status"])
+        #expect(tshark.status == 0, "\(tshark.stderr)")
+        #expect(tshark.stdout.contains(first), "tshark: \(tshark.stdout)")
+        let statuses = tshark.stdout.split(separator: "\n").flatMap { $0.split(separator: "\t").suffix(2) }
+        #expect(!statuses.isEmpty && Set(statuses) == ["1"], "every checksum checked and good: \(tshark.stdout)")
+        let tcpdump = try TestProcess.run("/usr/bin/tcpdump", ["-nr", pcap])
+        #expect(tcpdump.status == 0 && tcpdump.stdout.contains("Flags [S]"), "\(tcpdump.stdout) \(tcpdump.stderr)")
     }
 }
 }

@@ -9,7 +9,8 @@ import NIOCore
 /// - `GET /ws?q=KFL&from=TIME` (WebSocket): opens a session; streams entry summaries;
 ///   `{"type":"fetch","id":…}` asks for one full entry.
 /// - `GET /api/sessions/{session}/entries/{id}`: one full entry.
-/// - `GET /api/sessions/{session}/entries/{id}/pcap`: the pcap of the entry's stream.
+/// - `GET /api/sessions/{session}/entries/{id}/pcap`: the pcap of the entry's stream (of a
+///   decrypted TLS entry: its plaintext, as TCP packets).
 /// - `GET /api/pcap?from=TIME&to=TIME`: the raw ring for a time range, as one pcap.
 /// - `GET /api/stats`, `GET /api/sessions`, `GET /api/pods`: statistics, sessions, targeted pods (JSON).
 /// - `GET /api/node/pods`: every pod on the node and which are targeted; `PUT /api/targets`
@@ -76,6 +77,12 @@ public enum WorkerAPI {
             let stored = try entry(service, context)
             let session = service.session(try context.parameters.require("session"))
             let name = "\(try context.parameters.require("entry")).pcap"
+            // A decrypted entry: its plaintext as TCP packets (the wire holds only ciphertext).
+            if let plaintext = tlsPcap(service, stored.json) {
+                return Response(status: .ok, headers: [.contentType: "application/vnd.tcpdump.pcap",
+                                                       .contentDisposition: "attachment; filename=\"\(name)\""],
+                                body: .init(byteBuffer: ByteBuffer(bytes: plaintext)))
+            }
             return pcap(service, name: name, flow: stored.flow, retained: session?.ringSession.retention)
         }
         router.get("/api/pcap") { request, _ -> Response in
@@ -126,6 +133,20 @@ public enum WorkerAPI {
             throw HTTPError(.notFound, message: "session \(sid) holds no entry \(id) (unknown, or forgotten to stay in its memory bound)")
         }
         return stored
+    }
+
+    /// The plaintext pcap of a TLS entry (`tls`, `pid`, `src`, `dst`) while the worker's
+    /// TLS log still holds it; nil for other entries.
+    private static func tlsPcap(_ service: WorkerService, _ json: [UInt8]) -> [UInt8]? {
+        guard let entry = try? JSONValue.parse(json, maxDepth: 128), case .bool(true)? = entry["tls"],
+              case .number(let pid)? = entry["pid"] else { return nil }
+        func end(_ key: String) -> TLSStreamPcap.End? {
+            guard case .string(let ip)? = entry[key]?["ip"], case .number(let port)? = entry[key]?["port"],
+                  let p = UInt16(exactly: port) else { return nil }
+            return TLSStreamPcap.End(address: ip, port: p)
+        }
+        guard let client = end("src"), let server = end("dst") else { return nil }
+        return service.tlsLog.pcap(pid: Int32(pid), client: client, server: server)
     }
 
     /// Streams ring packets as a pcap file, 64 KiB at a time.
