@@ -20,27 +20,17 @@ struct TLSKernelSupportTests {
         let command = "mount -t tmpfs none \(hidden) && exec '\(TestProcess.kubeshark)' dissect --live -i \(pod.hostInterface) "
             + "--bpf 'tcp port \(pod.pod.port) or tcp port \(pod.port)' --output json"
         let process = TestProcess.unblocked("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", command])
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        var stderr = TestProcess.waitFor("capturing on", in: err)
-        #expect(stderr.contains("capturing on"), "capture did not start: \(stderr)")
-        _ = try pod.pod.fetch("/hello.txt")
-        #expect(pod.curl(["--http1.1", "/hello.txt"]) == 200)
-        usleep(1_000_000)
-        process.interrupt()
-        let pid = process.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + 20) { kill(pid, SIGKILL) }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        stderr += String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(stderr)")
+        let run = try TestProcess.liveRun(process) { _ in
+            _ = try pod.pod.fetch("/hello.txt")
+            #expect(pod.curl(["--http1.1", "/hello.txt"]) == 200)
+        }
+        #expect(run.started, "capture did not start: \(run.stderr)")
+        #expect(run.status == 0, "\(run.stderr)")
+        let stderr = run.stderr
         let tlsLines = stderr.split(separator: "\n").filter { $0.contains("TLS") }
         #expect(tlsLines == ["kubeshark: \(line); going on without TLS capture"], "\(stderr)")
         // The plain request is dissected; the HTTPS one is ciphertext only (no probes).
-        let entries = TestProcess.jsonLines(String(decoding: data, as: UTF8.self))
+        let entries = run.entries
         #expect(entries.count == 1 && entries.first?["summary"] as? String == "/hello.txt", "\(entries)")
         #expect(entries.allSatisfy { $0["tls"] as? Bool != true })
     }

@@ -38,28 +38,17 @@ struct TLSStaticTests {
 
         let capture = TestProcess.unblocked(TestProcess.kubeshark, [
             "dissect", "--live", "-i", pod.hostInterface, "--bpf", "tcp port 8444", "--tls-netns", pod.namespace, "--output", "json"])
-        let out = Pipe()
-        let err = Pipe()
-        capture.standardOutput = out
-        capture.standardError = err
-        try capture.run()
-        var stderr = TestProcess.waitFor("capturing on", in: err)
-        #expect(stderr.contains("capturing on"), "capture did not start: \(stderr)")
-        usleep(1_000_000)  // the tracer's first scan of the namespace's processes
         func get(_ path: String) -> Int? {
             let r = try? TestProcess.run("/usr/bin/curl", ["-sk", "--http1.1", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
                                                            "https://\(pod.address):8444\(path)"])
             return r.flatMap { Int($0.stdout) }
         }
-        for path in ["/static-1", "/static-2", "/static-3"] { #expect(get(path) == 200) }
-        usleep(1_000_000)
-        capture.interrupt()
-        let pid = capture.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + 20) { kill(pid, SIGKILL) }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        capture.waitUntilExit()
-        stderr += String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let entries = TestProcess.jsonLines(String(decoding: data, as: UTF8.self))
+        let run = try TestProcess.liveRun(capture) { _ in
+            usleep(1_000_000)  // the tracer's first scan of the namespace's processes
+            for path in ["/static-1", "/static-2", "/static-3"] { #expect(get(path) == 200) }
+        }
+        #expect(run.started, "capture did not start: \(run.stderr)")
+        let (entries, stderr) = (run.entries, run.stderr)
         if stripped {
             #expect(stderr.contains("(static-tls): OpenSSL linked statically, without symbols: not covered by TLS capture"), "\(stderr)")
             #expect(entries.isEmpty, "\(entries)")

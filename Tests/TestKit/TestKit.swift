@@ -135,6 +135,45 @@ extension TestProcess {
         return p
     }
 
+    /// What a `kubeshark dissect --live … --output json` run printed.
+    public struct LiveRun {
+        public var entries: [[String: Any]]
+        public var stderr: String
+        public var status: Int32
+        /// Whether it said "capturing on" before the traffic was made.
+        public var started: Bool
+    }
+
+    /// Starts `process` (a `kubeshark dissect --live … --output json`, maybe behind a
+    /// launcher such as `unblocked` or `unshare`), waits for "capturing on", makes the
+    /// traffic (given the process id), waits `settle` seconds for it to be read, then
+    /// interrupts the capture and returns what it printed.
+    public static func liveRun(_ process: Process, settle: Double = 1, traffic: (Int32) throws -> Void) throws -> LiveRun {
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        var stderr = waitFor("capturing on", in: err)
+        let started = stderr.contains("capturing on")
+        let pid = process.processIdentifier
+        do {
+            try traffic(pid)
+        } catch {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+            throw error
+        }
+        usleep(useconds_t(settle * 1_000_000))
+        process.interrupt()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 20) { kill(pid, SIGKILL) }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        stderr += String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return LiveRun(entries: jsonLines(String(decoding: data, as: UTF8.self)), stderr: stderr,
+                       status: process.terminationStatus, started: started)
+    }
+
     /// Polls `condition` until it holds or `seconds` pass; returns whether it held.
     public static func eventually(within seconds: Double, every interval: Double = 0.1,
                                   _ condition: () throws -> Bool) rethrows -> Bool {
