@@ -177,6 +177,7 @@ struct ManifestsTests {
             #expect(volumes.contains(#""sizeLimit":"3Gi""#), "\(volumes)")
             let args = Self.texts(worker["args"])
             #expect(args.contains("--storage-limit") && args.contains("3Gi") && args.contains("--ring-share"))
+            #expect(args.contains("--no-tls") == !tls, "TLS capture off in the workers unless tap.tls")
         }
     }
 }

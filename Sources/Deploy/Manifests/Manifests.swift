@@ -253,6 +253,8 @@ public struct Manifests: Sendable {
                     "--advertise", "http://$(HOST_IP):\(workerPort)",
                     "--data-dir", "/app/data", "--storage-limit", config.string("tap.storageLimit"), "--ring-share", "\(Self.ringShare)",
                     "--capture", config.string("tap.packetCapture")]
+        // TLS capture is on by default in a worker; without its capabilities it would only say it cannot.
+        if !config.bool("tap.tls") { args.append("--no-tls") }
         let plugins = config.strings("tap.enabledDissectors")
         if !plugins.isEmpty { args += ["--plugins", plugins.joined(separator: ",")] }
         if !images.isEmpty { args += ["--plugins-dir", "/app/plugins"] }
