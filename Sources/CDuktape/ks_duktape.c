@@ -8,6 +8,14 @@
 #define DUK_USE_INTERRUPT_COUNTER
 #define DUK_USE_EXEC_TIMEOUT_CHECK(udata) ks_duk_check_timeout(udata)
 int ks_duk_check_timeout(void *udata);
+// Duktape's regexp executor never reaches the interrupt check (it caps itself
+// at 1e9 steps, DUK_RE_EXECUTE_STEPS_LIMIT, a constant duktape.c defines for
+// itself), but every step that recurses (each backtracking point) and every
+// call checks the native stack through this macro first. It is expanded inside
+// duk_native_stack_check(thr), so `thr` is in scope: the same deadline check,
+// reading the clock every 1024 checks; past the deadline it throws a RangeError.
+#define DUK_USE_NATIVE_STACK_CHECK() ks_duk_check_native(thr->heap->heap_udata)
+int ks_duk_check_native(void *udata);
 #include "/usr/share/duktape/duktape.c"
 
 #include "include/ks_duktape.h"
@@ -31,6 +39,14 @@ int ks_duk_check_timeout(void *udata) {
         return 1;
     }
     return 0;
+}
+
+int ks_duk_check_native(void *udata) {
+    ks_duk_budget *budget = (ks_duk_budget *) udata;
+    if (budget == NULL || budget->deadline_ns == 0) return 0;
+    if (budget->timed_out) return 1;
+    if ((++budget->native_checks & 1023) != 0) return 0;
+    return ks_duk_check_timeout(udata);
 }
 
 // Every block carries its size in a header, so frees and reallocs keep the count exact.

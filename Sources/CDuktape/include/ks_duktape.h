@@ -16,6 +16,8 @@ typedef struct ks_duk_budget {
     size_t peak_bytes;
     /// Monotonic nanoseconds after which running code is stopped; 0: no deadline.
     int64_t deadline_ns;
+    /// Counts native-stack checks (calls, regexp steps), to read the clock every so many.
+    uint32_t native_checks;
     /// Set when an allocation was refused for the cap / when the deadline passed.
     int refused_allocation;
     int timed_out;
