@@ -298,4 +298,42 @@ struct ScriptTests {
         let missing = try TestProcess.run(TestProcess.kubeshark, ["scripts", "--url", worker.base, "--activate", "No such"])
         #expect(missing.status != 0 && missing.stderr.contains("no script titled 'No such'"), "\(missing.stderr)")
     }
+
+    @Test("a script writing without end is refused at --script-storage-limit with a clear log line while capture goes on")
+    func storageLimitRefusesWriting() throws {
+        let pod = try TestPod(tag: "sfil", subnet: 64)
+        defer { pod.remove() }
+        let dir = try Self.folder(["fill.js": """
+            // Filler
+            var chunk = new Array(64 * 1024 + 1).join('x');
+            function onItemCaptured(data) { for (;;) file.append('fill.txt', chunk); }
+            """])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let worker = try Worker(["-i", pod.hostInterface, "--filter", "tcp port \(pod.port)", "--scripts", dir,
+                                 "--script-storage-limit", "1Mi"])
+        defer { _ = worker.stop() }
+        Thread.sleep(forTimeInterval: 0.3)
+        try pod.fetch("/hello.txt")
+        func lines() -> [String] {
+            ((try? Self.logs(worker)) ?? []).compactMap { l in (l["message"] as? String).map { "\(l["script"] ?? ""): \($0)" } }
+        }
+        let refusal = "file.append: refused: the scripting directory would hold 1114112 bytes, more than its storage limit of 1Mi"
+            + " (--script-storage-limit); delete files first"
+        #expect(Self.wait(10) { lines().contains("Filler: " + refusal) }, "\(lines())")
+        #expect(lines().contains { $0.hasPrefix("Filler: onItemCaptured threw: Error: " + refusal) }, "\(lines())")
+        let filled = worker.dataDirectory + "/scripting/fill.txt"
+        let size = (try FileManager.default.attributesOfItem(atPath: filled)[.size] as? Int) ?? -1
+        #expect(size == 1 << 20, "16 chunks of 64 KiB, the 17th refused")
+
+        // The script and capture go on.
+        let before = try worker.json("/api/stats")
+        let packetsBefore = ((before["ring"] as? [String: Any])?["packetsWritten"] as? Int) ?? -1
+        for _ in 0..<3 { try pod.fetch("/hello.txt") }
+        #expect(Self.wait(10) { ((try? Self.scripts(worker))?["Filler"]?["entries"] as? Int ?? 0) >= 4 })
+        let after = try worker.json("/api/stats")
+        #expect((((after["ring"] as? [String: Any])?["packetsWritten"] as? Int) ?? 0) > packetsBefore)
+        #expect((after["capture"] as? [String: Any])?["running"] as? Bool == true)
+        #expect(try Self.scripts(worker)["Filler"]?["state"] as? String == "running")
+        #expect(((try? FileManager.default.attributesOfItem(atPath: filled)[.size] as? Int) ?? -1) == 1 << 20)
+    }
 }

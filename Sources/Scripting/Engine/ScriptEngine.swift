@@ -75,6 +75,8 @@ public typealias NativeHelper = ([ScriptValue]) throws(HelperError) -> ScriptVal
 /// An error a helper reports to the script.
 public struct HelperError: Error, Sendable {
     public var message: String
+    /// Refused for the scripting directory's disk cap (the runner logs these too).
+    public var isStorageRefusal = false
     public init(_ message: String) { self.message = message }
 }
 

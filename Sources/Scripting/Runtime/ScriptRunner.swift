@@ -60,18 +60,21 @@ public final class ScriptRunner: @unchecked Sendable {
     private var errorsLogged = 0
     private var lastErrorLogNs: Int64 = 0
     private var errorsSuppressed = 0
+    var lastStorageLogNs: Int64 = 0
+    var storageRefusalsSuppressed = 0
 
     struct ScheduledJob {
         var schedule: CronSchedule
         var nextNs: Int64?
     }
 
-    init(title: String, source: String, environment: ScriptEnvironment, log: ScriptLog) throws(HelperError) {
+    init(title: String, source: String, environment: ScriptEnvironment, storage: ScriptStorage,
+         log: ScriptLog) throws(HelperError) {
         self.title = title
         self.source = source
         self.environment = environment
         self.log = log
-        files = try ScriptFiles(root: environment.directory)
+        files = try ScriptFiles(root: environment.directory, storage: storage)
     }
 
     /// Starts the script's thread: loads it, then serves its hooks and jobs.
