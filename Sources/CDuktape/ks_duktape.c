@@ -184,7 +184,7 @@ static int ks_protect(duk_context *ctx, duk_safe_call_function fn, void *udata, 
     return 0;
 }
 
-struct ks_install_args { const char *path; int magic; };
+struct ks_install_args { const char *path; int magic; duk_c_function fn; duk_idx_t nargs; };
 
 static duk_ret_t ks_install_unsafe(duk_context *ctx, void *udata) {
     struct ks_install_args *a = (struct ks_install_args *) udata;
@@ -206,7 +206,7 @@ static duk_ret_t ks_install_unsafe(duk_context *ctx, void *udata) {
         duk_remove(ctx, -2);
         p = dot + 1;
     }
-    duk_push_c_function(ctx, ks_native, DUK_VARARGS);
+    duk_push_c_function(ctx, a->fn, a->nargs);
     duk_set_magic(ctx, -1, a->magic);
     duk_put_prop_string(ctx, -2, p);
     duk_pop(ctx);
@@ -214,7 +214,24 @@ static duk_ret_t ks_install_unsafe(duk_context *ctx, void *udata) {
 }
 
 int ks_duk_install(duk_context *ctx, const char *path, int magic) {
-    struct ks_install_args a = { path, magic };
+    struct ks_install_args a = { path, magic, ks_native, DUK_VARARGS };
+    return ks_protect(ctx, ks_install_unsafe, &a, 0, 1);
+}
+
+// Restarts the running call's deadline, while the call has restarts left and
+// has not already run out of time (then it keeps failing until unwound).
+static duk_ret_t ks_restart(duk_context *ctx) {
+    ks_duk_budget *budget = ks_duk_budget_of(ctx);
+    if (budget != NULL && budget->deadline_ns != 0 && !budget->timed_out && budget->restarts_left > 0) {
+        budget->restarts_left--;
+        budget->refused_allocation = 0;
+        budget->deadline_ns = ks_now_ns() + budget->budget_ns;
+    }
+    return 0;
+}
+
+int ks_duk_install_restart(duk_context *ctx, const char *path) {
+    struct ks_install_args a = { path, 0, ks_restart, 0 };
     return ks_protect(ctx, ks_install_unsafe, &a, 0, 1);
 }
 

@@ -299,6 +299,42 @@ struct ScriptTests {
         #expect(missing.status != 0 && missing.stderr.contains("no script titled 'No such'"), "\(missing.stderr)")
     }
 
+    @Test("entries reach onItemCaptured in batches: a throw on one entry loses none of the others, each entry's call has the whole budget, kfl.match on the argument agrees with a copy")
+    func batchedEntries() throws {
+        let dir = try Self.folder(["batch.js": """
+            // Batch
+            var n = 0, matched = 0, agree = 0, q = 'request.path == "/pipe/2.txt"';
+            function onItemCaptured(data) {
+              n++;
+              var copy = JSON.parse(JSON.stringify(data));
+              var own = kfl.match(q, data);
+              if (own) matched++;
+              if (own === kfl.match(q, copy)) agree++;
+              var end = Date.now() + 200;
+              while (Date.now() < end) {}
+              file.write('batch.json', JSON.stringify({n: n, matched: matched, agree: agree}));
+              if (own) throw new Error('not this one');
+            }
+            """])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Three pipelined requests, read at once: 200 ms each against a 300 ms budget.
+        let worker = try Worker(["-r", WorkerAPITests.fixture("http1-pipelined.pcap"), "--scripts", dir,
+                                 "--script-call-budget", "300"])
+        defer { _ = worker.stop() }
+        let saved = worker.dataDirectory + "/scripting/batch.json"
+        func result() -> [String: Int] {
+            guard let data = FileManager.default.contents(atPath: saved) else { return [:] }
+            return (try? JSONSerialization.jsonObject(with: data) as? [String: Int]) ?? [:]
+        }
+        #expect(Self.wait(10) { result()["n"] == 3 }, "\(result())")
+        #expect(result() == ["n": 3, "matched": 1, "agree": 3])
+        let status = try #require(try Self.scripts(worker)["Batch"])
+        #expect(status["state"] as? String == "running")
+        #expect(status["errors"] as? Int == 1)
+        #expect(status["entries"] as? Int == 3)
+        #expect(try Self.logs(worker).contains { ($0["message"] as? String)?.hasPrefix("onItemCaptured threw: Error: not this one") == true })
+    }
+
     @Test("a script writing without end is refused at --script-storage-limit with a clear log line while capture goes on")
     func storageLimitRefusesWriting() throws {
         let pod = try TestPod(tag: "sfil", subnet: 64)

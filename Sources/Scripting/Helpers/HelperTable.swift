@@ -15,14 +15,28 @@ extension ScriptRunner {
 
         add("kfl.match") { [unowned self] args throws(HelperError) in
             let query = try compiled(try Arguments(args, "kfl.match").string(0, "query"))
-            let entry = args.count > 1 ? args[1] : .undefined
-            let bytes: [UInt8]
-            switch entry {
-            case .json(let text): bytes = Array(text.utf8)
-            case .jsonBytes(let b): bytes = b
+            switch args.count > 1 ? args[1] : .undefined {
+            case .json(let text): return .bool(Self.matches(query, Array(text.utf8)))
+            case .jsonBytes(let b): return .bool(Self.matches(query, b))
             default: return .bool(false)
             }
-            return .bool(bytes.withUnsafeBytes { query.matches(json: $0, nowMs: wallClockNanoseconds() / 1_000_000) })
+        }
+        // The prelude's kfl.match for the hook's own argument: the entry's JSON as captured.
+        add("__ks.kflMatchItem") { [unowned self] args throws(HelperError) in
+            let a = Arguments(args, "kfl.match")
+            let query = try compiled(try a.string(0, "query"))
+            guard case .number(let n) = a.at(1), let i = Int(exactly: n), batchEntries.indices.contains(i) else {
+                return .bool(false)
+            }
+            return .bool(Self.matches(query, batchEntries[i]))
+        }
+        add("__ks.itemThrew") { [unowned self] args in
+            // An allocation refused for the cap stops the script, as when a call
+            // throws it: the prelude rethrows.
+            if engine?.allocationRefused == true { return .bool(false) }
+            updateStatus { $0.errors += 1 }
+            logError("onItemCaptured threw: \(args.first?.text ?? "")")
+            return .bool(true)
         }
         add("kfl.validate") { [unowned self] args throws(HelperError) in
             let text = try Arguments(args, "kfl.validate").string(0, "query")
@@ -116,6 +130,10 @@ extension ScriptRunner {
     }
 
     static let maxJobs = 1000
+
+    static func matches(_ query: KFLQuery, _ json: [UInt8]) -> Bool {
+        json.withUnsafeBytes { query.matches(json: $0, nowMs: wallClockNanoseconds() / 1_000_000) }
+    }
 
     /// Runs a helper that adds to the scripting directory. A refusal for its disk
     /// cap is thrown to the script and logged too (at most once a second), so a
