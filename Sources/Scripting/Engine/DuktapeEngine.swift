@@ -201,7 +201,13 @@ enum ScriptValueBridge {
         defer { pinned.forEach { $0.deallocate() } }
         func pin(_ bytes: some Collection<UInt8>, into c: inout ks_duk_value) {
             let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
-            _ = UnsafeMutableRawBufferPointer(start: p, count: bytes.count).initializeMemory(as: UInt8.self, from: bytes)
+            // One copy (an entry batch is up to a MiB): not element by element.
+            let copied: Void? = bytes.withContiguousStorageIfAvailable { b in
+                if let base = b.baseAddress { p.copyMemory(from: base, byteCount: b.count) }
+            }
+            if copied == nil {
+                _ = UnsafeMutableRawBufferPointer(start: p, count: bytes.count).initializeMemory(as: UInt8.self, from: bytes)
+            }
             pinned.append(p)
             c.bytes = UnsafePointer(p.assumingMemoryBound(to: CChar.self))
             c.length = bytes.count
