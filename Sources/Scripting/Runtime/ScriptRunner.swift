@@ -226,7 +226,7 @@ public final class ScriptRunner: @unchecked Sendable {
             guard runDueJobs() else { return }
             var i = 0
             while i < batch.count {
-                // Consecutive entries go to the heap together (one call, one JSON.parse).
+                // Consecutive entries go to the heap together (one call, one JSON decode).
                 var end = i, bytes = 0
                 while end < batch.count, end - i < Self.entryBatchCount, bytes < Self.entryBatchBytes,
                       case .entry(let json, _, _) = batch[end] {
@@ -248,7 +248,7 @@ public final class ScriptRunner: @unchecked Sendable {
     static let entryBatchBytes = 1 << 20
 
     /// Hands consecutive entries to `onItemCaptured` in one call: the prelude's
-    /// `__ksEntries` parses them as one JSON array and calls the hook per entry,
+    /// `__ksEntries` gets them as one array (one JSON decode) and calls the hook per entry,
     /// each call with its own budget; a throw ends only its entry's call.
     private func handleEntries(_ items: ArraySlice<Work>) -> Bool {
         guard let engine else { return false }
