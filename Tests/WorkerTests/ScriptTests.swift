@@ -372,4 +372,32 @@ struct ScriptTests {
         #expect(try Self.scripts(worker)["Filler"]?["state"] as? String == "running")
         #expect(((try? FileManager.default.attributesOfItem(atPath: filled)[.size] as? Int) ?? -1) == 1 << 20)
     }
+
+    @Test("the forensics example keeps only its newest RECORDING_KEEP archives")
+    func forensicsKeepsNewestArchives() throws {
+        let pod = try TestPod(tag: "skep", subnet: 68)
+        defer { pod.remove() }
+        let example = TestProcess.repoRoot.appendingPathComponent("examples/scripts").path
+        let worker = try Worker(["-i", pod.hostInterface, "--filter", "tcp port \(pod.port)", "--scripts", example,
+                                 "--script-env", "RECORDING_KFL=http", "--script-env", "RECORDING_ROTATE=@every 1s",
+                                 "--script-env", "RECORDING_KEEP=1"])
+        defer { _ = worker.stop() }
+        Thread.sleep(forTimeInterval: 0.3)
+        let recordings = worker.dataDirectory + "/scripting/recordings"
+        func archives() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: recordings)) ?? []).filter { $0.hasSuffix(".tar.gz") }
+        }
+        func rotations() -> [String] {
+            ((try? Self.logs(worker)) ?? []).compactMap { $0["message"] as? String }.filter { $0.hasPrefix("recording rotated:") }
+        }
+        try pod.fetch("/hello.txt")
+        #expect(Self.wait(10) { rotations().count == 1 })
+        let first = archives()
+        #expect(first.count == 1, "\(first)")
+        try pod.fetch("/hello.txt")
+        #expect(Self.wait(10) { rotations().count == 2 }, "\(rotations())")
+        let second = archives()
+        #expect(second.count == 1, "the older archive was deleted: \(second)")
+        #expect(second != first)
+    }
 }
