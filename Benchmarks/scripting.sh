@@ -18,7 +18,7 @@
 #
 # Settings: PACKETS (default 1000000: the HTTP capture), CAPTURE_PACKETS
 # (default 1000000: the replayed one), RUNS (default 2, best shown),
-# KUBESHARK (default .build/release/kubeshark).
+# KUBESHARK (default .build/release/kubeshark), SKIP_CAPTURE (1: only part 1).
 set -euo pipefail
 # Debian's python3 and tools first (a pyenv shim earlier in PATH can stall).
 export PATH="/usr/bin:/bin:/usr/sbin:/sbin:$PATH"
@@ -28,6 +28,7 @@ cd "$ROOT"
 PACKETS=${PACKETS:-1000000}
 CAPTURE_PACKETS=${CAPTURE_PACKETS:-1000000}
 RUNS=${RUNS:-2}
+SKIP_CAPTURE=${SKIP_CAPTURE:-0}
 KUBESHARK=${KUBESHARK:-.build/release/kubeshark}
 [[ $KUBESHARK == /* ]] || KUBESHARK=$ROOT/$KUBESHARK
 PCAP="$HERE/out/http1-$PACKETS.pcap"
@@ -134,9 +135,13 @@ loss() {  # $1 = label, rest = env for capture.sh; prints "sent received dropped
     "$HERE/capture.sh" > "$WORK/capture-$label.txt" 2>"$WORK/capture-$label.log" || { cat "$WORK/capture-$label.log" >&2; exit 1; }
   grep 'into the ring' "$WORK/capture-$label.txt" | head -1
 }
-peer_line=$(loss plain)
-script_line=$(loss script WORKER_ARGS="--scripts $WORK/packets")
-seen=$(json "d['packets']" < "$HERE/out/ring-data/scripting/packets.json" 2>/dev/null || echo "?")
+if [[ $SKIP_CAPTURE == 1 ]]; then
+  peer_line="(skipped: SKIP_CAPTURE=1)"; script_line=$peer_line; seen="?"
+else
+  peer_line=$(loss plain)
+  script_line=$(loss script WORKER_ARGS="--scripts $WORK/packets")
+  seen=$(json "d['packets']" < "$HERE/out/ring-data/scripting/packets.json" 2>/dev/null || echo "?")
+fi
 
 # --- report ------------------------------------------------------------------------
 rate() { echo "$entries / $1" | bc -l | xargs printf '%.0f'; }  # the whole capture's entries over the time

@@ -28,6 +28,8 @@ public struct WorkerConfiguration: Sendable {
     public var scriptEnv: [String: String] = [:]
     public var scriptWebhookAllow: [String] = []
     public var scriptLimits = ScriptLimits()
+    /// Most bytes the scripting directory may hold (`<data-dir>/scripting`).
+    public var scriptStorageLimitBytes: Int64 = 1 << 30
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -90,6 +92,7 @@ public final class WorkerService: Sendable {
         environment.env = configuration.scriptEnv
         environment.webhook = Webhook(allowedPrefixes: configuration.scriptWebhookAllow)
         environment.limits = configuration.scriptLimits
+        environment.storageLimitBytes = configuration.scriptStorageLimitBytes
         environment.nodeName = configuration.name
         scripts = ScriptManager(environment: environment, log: ScriptLog(logger: logger))
     }

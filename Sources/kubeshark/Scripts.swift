@@ -25,9 +25,16 @@ struct ScriptOptions: ParsableArguments {
     @Option(name: .customLong("script-call-budget"), help: "Longest one hook or job call may run, in milliseconds.")
     var callBudgetMs = 1000
 
+    @Option(name: .customLong("script-storage-limit"),
+            help: "Most bytes the scripting directory may hold; file.* and pcap.* helpers refuse beyond: 1Gi, 500Mi...")
+    var storageLimit = "1Gi"
+
     func validate() throws {
         guard let q = StorageQuantity(memoryLimit), q.bytes >= 1 << 20 else {
             throw ValidationError("--script-memory-limit: '\(memoryLimit)' is not a quantity of at least 1Mi")
+        }
+        guard StorageQuantity(storageLimit) != nil else {
+            throw ValidationError("--script-storage-limit: '\(storageLimit)' is not a quantity (1Gi, 500Mi...)")
         }
         guard callBudgetMs > 0 else { throw ValidationError("--script-call-budget must be positive") }
         for pair in env where !pair.contains("=") {
@@ -58,6 +65,7 @@ struct ScriptOptions: ParsableArguments {
         }
         config.scriptWebhookAllow = webhookAllow
         config.scriptLimits = ScriptLimits(memoryBytes: Int(StorageQuantity(memoryLimit)!.bytes), callBudgetMs: callBudgetMs)
+        config.scriptStorageLimitBytes = Int64(StorageQuantity(storageLimit)!.bytes)
     }
 
     /// Loads and activates the scripts of `--scripts`.

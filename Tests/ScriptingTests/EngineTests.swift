@@ -14,6 +14,48 @@ import Testing
         #expect(try engine.call("g", []) == .undefined)
     }
 
+    @Test(arguments: [
+        #"{"s":"plain","e":"a\"b\\c\/d\b\f\n\r\t","u":"\u00e9\u20ac\ud83d\ude00 é €","k":{"__proto__":1,"0":[]},"z":"x\\"}"#,
+        #"["\"","\\\\","a\\","\n\n","\u0041"]"#,
+        #"[0,-0,1,-1,0.1,0.320,1e21,1.5e-7,-2.5E+3,123456789012345,1234567890123456789,9007199254740992,1795933111382]"#,
+        #" { "a" : [ true , false , null , [ ] , { } ] , "b" : "" } "#, #""text""#, "42", "null", "[]",
+    ])
+    func jsonPassedInIsTheValueJSONParseMakes(_ text: String) throws {
+        // Arguments as JSON are decoded by the C layer's own decoder (Sources/CDuktape).
+        let engine = try DuktapeEngine(limits: ScriptLimits())
+        try engine.run(source: """
+            function same(a, b) {
+              if (typeof a !== typeof b || (a === null) !== (b === null)) return false;
+              if (typeof a === 'number') return a === b ? (a !== 0 || 1 / a === 1 / b) : false;
+              if (typeof a !== 'object' || a === null) return a === b;
+              if (Array.isArray(a) !== Array.isArray(b)) return false;
+              if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+              var ka = Object.getOwnPropertyNames(a), kb = Object.getOwnPropertyNames(b);
+              if (ka.join('\\u0000') !== kb.join('\\u0000')) return false;
+              for (var i = 0; i < ka.length; i++) if (!same(a[ka[i]], b[ka[i]])) return false;
+              return true;
+            }
+            function f(value, text) { return same(value, JSON.parse(text)); }
+            """, name: "t")
+        #expect(try engine.call("f", [.json(text), .string(text)]) == .bool(true), "\(text)")
+    }
+
+    @Test func numbersPassedInAreCorrectlyRounded() throws {
+        // 2^53 + 1 lies halfway between two doubles: round to even, 2^53 (Duktape's
+        // own JSON.parse gives 2^53 + 2 here).
+        let engine = try DuktapeEngine(limits: ScriptLimits())
+        try engine.run(source: "function f(v) { return v[0] === 9007199254740992 && v[1] === 0.1 + 0.2 - 0.2; }", name: "t")
+        #expect(try engine.call("f", [.json("[9007199254740993,0.10000000000000003]")]) == .bool(true))
+    }
+
+    @Test func badJSONPassedInStillThrowsJSONParsesError() throws {
+        let engine = try DuktapeEngine(limits: ScriptLimits())
+        try engine.run(source: "function f(v) { return v; }", name: "t")
+        for bad in [#"{"a":}"#, "[1,]", #""unterminated"#, "01x", "{} {}"] {
+            #expect(throws: ScriptFailure.self, "\(bad)") { try engine.call("f", [.json(bad)]) }
+        }
+    }
+
     @Test func helpersSeeArgumentsAndTheirErrorsAreCatchable() throws {
         let engine = try DuktapeEngine(limits: ScriptLimits())
         engine.install([

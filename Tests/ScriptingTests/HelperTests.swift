@@ -1,8 +1,9 @@
 import Foundation
+import Host
 import Scripting
 import Testing
 
-/// Cron schedules and the scripting directory's confinement.
+/// Cron schedules, the scripting directory's confinement and its disk cap.
 @Suite struct HelperTests {
     static let t0: Int64 = 1_795_000_000 * 1_000_000_000  // 2026-11-18T11:06:40Z, a Wednesday
     static func at(_ seconds: Int64) -> Int64? { seconds * 1_000_000_000 }
@@ -41,5 +42,48 @@ import Testing
         // A link planted inside does not lead out.
         try FileManager.default.createSymbolicLink(atPath: files.root + "/out", withDestinationPath: "/etc")
         #expect(throws: HelperError.self) { try files.resolve("out/passwd") }
+    }
+}
+
+extension HelperTests {
+    @Test("writing past --script-storage-limit is refused (thrown and logged) by every helper that adds bytes; deleting makes room")
+    func storageLimit() throws {
+        let (scripts, ring, dir) = try JobTests.manager(storageLimitBytes: 64 << 10)
+        defer {
+            scripts.shutdown()
+            ring.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        scripts.put(code: """
+            // Filler
+            var chunk = new Array(4097).join('x'), written = 0;
+            try { for (var i = 0; i < 1000; i++) { file.append('fill/big.txt', chunk); written += chunk.length; } }
+            catch (e) { console.log('append:', e.message); }
+            console.log('written', written);
+            var tries = [function () { file.write('other.txt', 'y'); }, function () { file.copy('fill/big.txt', 'copy.txt'); },
+                         function () { file.tar('fill'); }, function () { pcap.snapshot(); }];
+            for (var t = 0; t < tries.length; t++) {
+              try { tries[t](); console.log('not refused', t); } catch (e) { console.log('refused', t, e.message.split(':')[0]); }
+            }
+            file.move('fill/big.txt', 'moved.txt');
+            file.delete('moved.txt');
+            file.write('after.txt', 'room again');
+            console.log('after delete:', file.tar('after.txt'));
+            """, active: true)
+        func messages() -> [String] { scripts.log.lines(script: "Filler").map(\.message) }
+        #expect(JobTests.waitFor(5) { messages().contains { $0.hasPrefix("after delete:") } }, "\(messages())")
+        let m = messages()
+        let refusal = "file.append: refused: the scripting directory would hold 69632 bytes, more than its storage limit of 64Ki"
+            + " (--script-storage-limit); delete files first"
+        #expect(m.contains("append: " + refusal), "\(m)")
+        #expect(m.contains("written 65536"))
+        #expect(m.contains(refusal), "logged by the host too, though the script caught it")
+        #expect(m.filter { $0.hasPrefix("refused ") } == ["refused 0 file.write", "refused 1 file.copy", "refused 2 file.tar",
+                                                          "refused 3 pcap.snapshot"], "\(m)")
+        #expect(scripts.all.first?.status?.state == "running")
+        let root = dir + "/scripting"
+        #expect(ScriptStorage.bytes(under: root) <= 64 << 10)
+        #expect(FileManager.default.fileExists(atPath: root + "/after.txt.tar.gz"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/copy.txt"))
     }
 }

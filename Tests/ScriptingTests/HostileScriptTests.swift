@@ -59,6 +59,21 @@ import Testing
         if case .success(let v) = r { #expect(v == .bool(false)) }
     }
 
+    @Test func aCatastrophicRegexIsStoppedAtTheDeadline() throws {
+        // /(a+)+$/ on 35 a's and a 'b' backtracks about 2^35 times: far past the
+        // budget, and past what the executor's own 1e9-step cap would stop in
+        // time. Its backtracking steps check the call's deadline (Sources/CDuktape).
+        let started = monotonicNanoseconds()
+        let r = try Self.attempt("function f() { return /(a+)+$/.test(new Array(36).join('a') + 'b'); }", seconds: 3)
+        #expect(r == .failure(.timedOut(budgetMs: Self.limits.callBudgetMs)))
+        #expect(monotonicNanoseconds() - started < 2_000_000_000)
+        // Caught inside the script, in a loop: the timeout still ends the call.
+        let caught = try Self.attempt(
+            "function f() { for (;;) { try { 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab'.replace(/(a+)+$/, 'x'); } catch (e) {} } }",
+            seconds: 3)
+        #expect(caught == .failure(.timedOut(budgetMs: Self.limits.callBudgetMs)))
+    }
+
     @Test func randomProgramsNeverHurtTheHost() throws {
         let pieces = [
             "for(;;){}", "while(true){x.push(x)}", "x = x.concat(x);", "throw new Error('e');", "try{", "}catch(e){}",

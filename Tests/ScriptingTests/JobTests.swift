@@ -6,13 +6,14 @@ import Testing
 
 /// Jobs and the script lifecycle in a `ScriptManager` over a real (empty) ring.
 @Suite struct JobTests {
-    static func manager() throws -> (ScriptManager, PacketRing, String) {
+    static func manager(storageLimitBytes: Int64 = 1 << 30) throws -> (ScriptManager, PacketRing, String) {
         let dir = NSTemporaryDirectory() + "ks-jobs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let ring = try PacketRing(configuration: RingConfiguration(directory: dir + "/ring", linkType: 1))
         var environment = ScriptEnvironment(ring: ring, plugins: [], directory: dir + "/scripting",
                                             sessionDirectory: dir + "/sessions")
         environment.env = ["GREETING": "hi"]
         environment.limits = ScriptLimits(memoryBytes: 16 << 20, callBudgetMs: 300)
+        environment.storageLimitBytes = storageLimitBytes
         return (ScriptManager(environment: environment), ring, dir)
     }
 

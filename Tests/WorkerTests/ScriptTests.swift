@@ -193,7 +193,10 @@ struct ScriptTests {
         defer { pod.remove() }
         let dir = try Self.folder([
             "loop.js": "// Looper\nfunction onItemCaptured(data) { for (;;) { try { while (true) {} } catch (e) {} } }\n",
-            "hog.js": "// Hog\nvar keep = [];\nfunction onItemCaptured(data) { for (;;) keep.push(JSON.stringify(data) + keep.length); }\n",
+            // Arrays of one-character strings: 16 MiB within the budget. (Strings that
+            // differ only at their end share Duktape's sampled hash, so filling the heap
+            // with them is quadratic: slower than the budget, and stopped for that.)
+            "hog.js": "// Hog\nvar keep = [];\nfunction onItemCaptured(data) { for (;;) keep.push(JSON.stringify(data).split('')); }\n",
             "throw.js": "// Thrower\nfunction onItemCaptured(data) {\n  throw new Error('no good: ' + data.status);\n}\n",
             "good.js": "// Counter\nvar n = 0;\nfunction onItemCaptured(data) { n++; file.write('good.txt', String(n)); }\n",
         ])
@@ -290,5 +293,107 @@ struct ScriptTests {
         #expect(off.stdout.contains("Packet meter\tinactive"), "\(off.stdout)")
         let missing = try TestProcess.run(TestProcess.kubeshark, ["scripts", "--url", worker.base, "--activate", "No such"])
         #expect(missing.status != 0 && missing.stderr.contains("no script titled 'No such'"), "\(missing.stderr)")
+    }
+
+    @Test("entries reach onItemCaptured in batches: a throw on one entry loses none of the others, each entry's call has the whole budget, kfl.match on the argument agrees with a copy")
+    func batchedEntries() throws {
+        let dir = try Self.folder(["batch.js": """
+            // Batch
+            var n = 0, matched = 0, agree = 0, q = 'request.path == "/pipe/2.txt"';
+            function onItemCaptured(data) {
+              n++;
+              var copy = JSON.parse(JSON.stringify(data));
+              var own = kfl.match(q, data);
+              if (own) matched++;
+              if (own === kfl.match(q, copy)) agree++;
+              var end = Date.now() + 200;
+              while (Date.now() < end) {}
+              file.write('batch.json', JSON.stringify({n: n, matched: matched, agree: agree}));
+              if (own) throw new Error('not this one');
+            }
+            """])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Three pipelined requests, read at once: 200 ms each against a 300 ms budget.
+        let worker = try Worker(["-r", WorkerAPITests.fixture("http1-pipelined.pcap"), "--scripts", dir,
+                                 "--script-call-budget", "300"])
+        defer { _ = worker.stop() }
+        let saved = worker.dataDirectory + "/scripting/batch.json"
+        func result() -> [String: Int] {
+            guard let data = FileManager.default.contents(atPath: saved) else { return [:] }
+            return (try? JSONSerialization.jsonObject(with: data) as? [String: Int]) ?? [:]
+        }
+        #expect(Self.wait(10) { result()["n"] == 3 }, "\(result())")
+        #expect(result() == ["n": 3, "matched": 1, "agree": 3])
+        let status = try #require(try Self.scripts(worker)["Batch"])
+        #expect(status["state"] as? String == "running")
+        #expect(status["errors"] as? Int == 1)
+        #expect(status["entries"] as? Int == 3)
+        #expect(try Self.logs(worker).contains { ($0["message"] as? String)?.hasPrefix("onItemCaptured threw: Error: not this one") == true })
+    }
+
+    @Test("a script writing without end is refused at --script-storage-limit with a clear log line while capture goes on")
+    func storageLimitRefusesWriting() throws {
+        let pod = try TestPod(tag: "sfil", subnet: 64)
+        defer { pod.remove() }
+        let dir = try Self.folder(["fill.js": """
+            // Filler
+            var chunk = new Array(64 * 1024 + 1).join('x');
+            function onItemCaptured(data) { for (;;) file.append('fill.txt', chunk); }
+            """])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let worker = try Worker(["-i", pod.hostInterface, "--filter", "tcp port \(pod.port)", "--scripts", dir,
+                                 "--script-storage-limit", "1Mi"])
+        defer { _ = worker.stop() }
+        Thread.sleep(forTimeInterval: 0.3)
+        try pod.fetch("/hello.txt")
+        func lines() -> [String] {
+            ((try? Self.logs(worker)) ?? []).compactMap { l in (l["message"] as? String).map { "\(l["script"] ?? ""): \($0)" } }
+        }
+        let refusal = "file.append: refused: the scripting directory would hold 1114112 bytes, more than its storage limit of 1Mi"
+            + " (--script-storage-limit); delete files first"
+        #expect(Self.wait(10) { lines().contains("Filler: " + refusal) }, "\(lines())")
+        #expect(lines().contains { $0.hasPrefix("Filler: onItemCaptured threw: Error: " + refusal) }, "\(lines())")
+        let filled = worker.dataDirectory + "/scripting/fill.txt"
+        let size = (try FileManager.default.attributesOfItem(atPath: filled)[.size] as? Int) ?? -1
+        #expect(size == 1 << 20, "16 chunks of 64 KiB, the 17th refused")
+
+        // The script and capture go on.
+        let before = try worker.json("/api/stats")
+        let packetsBefore = ((before["ring"] as? [String: Any])?["packetsWritten"] as? Int) ?? -1
+        for _ in 0..<3 { try pod.fetch("/hello.txt") }
+        #expect(Self.wait(10) { ((try? Self.scripts(worker))?["Filler"]?["entries"] as? Int ?? 0) >= 4 })
+        let after = try worker.json("/api/stats")
+        #expect((((after["ring"] as? [String: Any])?["packetsWritten"] as? Int) ?? 0) > packetsBefore)
+        #expect((after["capture"] as? [String: Any])?["running"] as? Bool == true)
+        #expect(try Self.scripts(worker)["Filler"]?["state"] as? String == "running")
+        #expect(((try? FileManager.default.attributesOfItem(atPath: filled)[.size] as? Int) ?? -1) == 1 << 20)
+    }
+
+    @Test("the forensics example keeps only its newest RECORDING_KEEP archives")
+    func forensicsKeepsNewestArchives() throws {
+        let pod = try TestPod(tag: "skep", subnet: 68)
+        defer { pod.remove() }
+        let example = TestProcess.repoRoot.appendingPathComponent("examples/scripts").path
+        let worker = try Worker(["-i", pod.hostInterface, "--filter", "tcp port \(pod.port)", "--scripts", example,
+                                 "--script-env", "RECORDING_KFL=http", "--script-env", "RECORDING_ROTATE=@every 1s",
+                                 "--script-env", "RECORDING_KEEP=1"])
+        defer { _ = worker.stop() }
+        Thread.sleep(forTimeInterval: 0.3)
+        let recordings = worker.dataDirectory + "/scripting/recordings"
+        func archives() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: recordings)) ?? []).filter { $0.hasSuffix(".tar.gz") }
+        }
+        func rotations() -> [String] {
+            ((try? Self.logs(worker)) ?? []).compactMap { $0["message"] as? String }.filter { $0.hasPrefix("recording rotated:") }
+        }
+        try pod.fetch("/hello.txt")
+        #expect(Self.wait(10) { rotations().count == 1 })
+        let first = archives()
+        #expect(first.count == 1, "\(first)")
+        try pod.fetch("/hello.txt")
+        #expect(Self.wait(10) { rotations().count == 2 }, "\(rotations())")
+        let second = archives()
+        #expect(second.count == 1, "the older archive was deleted: \(second)")
+        #expect(second != first)
     }
 }

@@ -6,7 +6,9 @@
  * packets this script's session kept when the ring flushed them). Rotation
  * (env.RECORDING_ROTATE, a cron expression, default hourly) packs the
  * recording into <dir>.tar.gz under the scripting directory and starts a new
- * one; env.RECORDING_WEBHOOK, when set, is told about every archive.
+ * one; env.RECORDING_WEBHOOK, when set, is told about every archive. Only
+ * the newest env.RECORDING_KEEP archives this script made are kept (default
+ * 24; 0 keeps all), so it stays within --script-storage-limit.
  *
  * Written in Kubeshark's style: the same hooks, helpers and argument orders.
  */
@@ -14,12 +16,14 @@
 var QUERY = env.RECORDING_KFL || "http";
 var ROTATE = env.RECORDING_ROTATE || "0 * * * *";
 var ROOT = env.RECORDING_DIR || "recordings";
+var KEEP = env.RECORDING_KEEP === undefined ? 24 : parseInt(env.RECORDING_KEEP, 10);
 
 if (!kfl.validate(QUERY)) {
   throw new Error("RECORDING_KFL is not a valid KFL query: " + QUERY);
 }
 
 var recording = null;   // { dir, streams: {stream: true}, entries }
+var archives = [];      // the archives this script made, oldest first
 
 function startRecording() {
   recording = { dir: file.mkdirTemp("recording", ROOT), streams: {}, entries: 0 };
@@ -40,6 +44,8 @@ function rotate() {
   var packets = pcap.snapshot(streams, recording.dir);
   var archive = file.tar(recording.dir);
   file.delete(recording.dir);
+  archives.push(archive);
+  while (KEEP > 0 && archives.length > KEEP) file.delete(archives.shift());
   console.log("recording rotated:", archive, recording.entries, "entries,", streams.length, "streams, packets in",
               packets.substring(packets.lastIndexOf("/") + 1));
   if (env.RECORDING_WEBHOOK) {

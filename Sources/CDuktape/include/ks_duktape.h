@@ -16,6 +16,12 @@ typedef struct ks_duk_budget {
     size_t peak_bytes;
     /// Monotonic nanoseconds after which running code is stopped; 0: no deadline.
     int64_t deadline_ns;
+    /// One call's budget, and how many times the running call may restart its
+    /// deadline (a batch call: once per item, from the prelude's loop).
+    int64_t budget_ns;
+    int64_t restarts_left;
+    /// Counts native-stack checks (calls, regexp steps), to read the clock every so many.
+    uint32_t native_checks;
     /// Set when an allocation was refused for the cap / when the deadline passed.
     int refused_allocation;
     int timed_out;
@@ -70,6 +76,9 @@ void ks_duk_set_native_handler(ks_duk_native_handler handler);
 
 /// Installs a native helper as the function at a dotted global path ("file.write").
 int ks_duk_install(duk_context *ctx, const char *path, int magic);
+/// Installs, at a dotted global path, the function that restarts the running
+/// call's deadline (at most `restarts_left` times; see the prelude's item loops).
+int ks_duk_install_restart(duk_context *ctx, const char *path);
 /// Compiles and runs `source` as a program named `filename`; its result is left on the stack.
 int ks_duk_eval(duk_context *ctx, const char *source, size_t length, const char *filename);
 /// Calls the global function `name` with `args`; its result is left on the stack.

@@ -21,6 +21,7 @@ public final class DuktapeEngine: ScriptEngine {
         budget = .allocate(capacity: 1)
         budget.initialize(to: ks_duk_budget())
         budget.pointee.limit_bytes = limits.memoryBytes
+        budget.pointee.budget_ns = Int64(limits.callBudgetMs) * 1_000_000
         guard let ctx = ks_duk_create(budget) else {
             budget.deallocate()
             throw .outOfMemory(limitBytes: limits.memoryBytes)
@@ -28,6 +29,9 @@ public final class DuktapeEngine: ScriptEngine {
         context = ctx
         DuktapeEngine.registerHandler
         budget.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        let top = ks_duk_top(context)
+        _ = ks_duk_install_restart(context, "__ks.restart")
+        ks_duk_pop_to(context, top)
     }
 
     deinit {
@@ -37,6 +41,8 @@ public final class DuktapeEngine: ScriptEngine {
 
     public var memoryUsed: Int { budget.pointee.used_bytes }
     public var memoryPeak: Int { budget.pointee.peak_bytes }
+    /// Whether the running call (or the item it is on) was refused an allocation for the cap.
+    public var allocationRefused: Bool { budget.pointee.refused_allocation != 0 }
 
     public func install(_ list: [(path: String, helper: NativeHelper)]) {
         for (path, helper) in list {
@@ -64,7 +70,11 @@ public final class DuktapeEngine: ScriptEngine {
     }
 
     public func call(_ name: String, _ arguments: [ScriptValue]) throws(ScriptFailure) -> ScriptValue {
-        try guarded { ctx in
+        try call(name, arguments, items: 0)
+    }
+
+    public func call(_ name: String, _ arguments: [ScriptValue], items: Int) throws(ScriptFailure) -> ScriptValue {
+        try guarded(restarts: items) { ctx in
             ScriptValueBridge.withCValues(arguments) { args in
                 ks_duk_call(ctx, name, args.baseAddress, Int32(args.count))
             }
@@ -75,11 +85,13 @@ public final class DuktapeEngine: ScriptEngine {
     /// outcome into the value it left or the failure. Reading the value (a
     /// `toJSON`, a getter) and popping it (a finalizer) run script code too, so
     /// the deadline stays set until both are done.
-    private func guarded(_ body: (OpaquePointer) -> Int32) throws(ScriptFailure) -> ScriptValue {
+    private func guarded(restarts: Int = 0, _ body: (OpaquePointer) -> Int32) throws(ScriptFailure) -> ScriptValue {
         let top = ks_duk_top(context)
         budget.pointee.timed_out = 0
         budget.pointee.refused_allocation = 0
-        budget.pointee.deadline_ns = monotonicNanoseconds() + Int64(limits.callBudgetMs) * 1_000_000
+        budget.pointee.restarts_left = Int64(restarts)
+        budget.pointee.deadline_ns = monotonicNanoseconds() + budget.pointee.budget_ns
+        defer { budget.pointee.restarts_left = 0 }
         let rc = body(context)
         var value = ScriptValue.undefined
         if rc >= 0 {
@@ -189,7 +201,13 @@ enum ScriptValueBridge {
         defer { pinned.forEach { $0.deallocate() } }
         func pin(_ bytes: some Collection<UInt8>, into c: inout ks_duk_value) {
             let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
-            _ = UnsafeMutableRawBufferPointer(start: p, count: bytes.count).initializeMemory(as: UInt8.self, from: bytes)
+            // One copy (an entry batch is up to a MiB): not element by element.
+            let copied: Void? = bytes.withContiguousStorageIfAvailable { b in
+                if let base = b.baseAddress { p.copyMemory(from: base, byteCount: b.count) }
+            }
+            if copied == nil {
+                _ = UnsafeMutableRawBufferPointer(start: p, count: bytes.count).initializeMemory(as: UInt8.self, from: bytes)
+            }
             pinned.append(p)
             c.bytes = UnsafePointer(p.assumingMemoryBound(to: CChar.self))
             c.length = bytes.count

@@ -75,6 +75,8 @@ public typealias NativeHelper = ([ScriptValue]) throws(HelperError) -> ScriptVal
 /// An error a helper reports to the script.
 public struct HelperError: Error, Sendable {
     public var message: String
+    /// Refused for the scripting directory's disk cap (the runner logs these too).
+    public var isStorageRefusal = false
     public init(_ message: String) { self.message = message }
 }
 
@@ -89,6 +91,10 @@ public protocol ScriptEngine: AnyObject {
     func hasFunction(_ name: String) -> Bool
     /// Calls the global function `name`; `.undefined` when it does not exist.
     func call(_ name: String, _ arguments: [ScriptValue]) throws(ScriptFailure) -> ScriptValue
+    /// Calls `name`, a function handling a batch of `items` (the prelude's
+    /// loops): it may restart the call's deadline once per item (`__ks.restart`),
+    /// so each item gets the budget of one call.
+    func call(_ name: String, _ arguments: [ScriptValue], items: Int) throws(ScriptFailure) -> ScriptValue
     /// Bytes the heap holds now, and at most so far.
     var memoryUsed: Int { get }
     var memoryPeak: Int { get }

@@ -15,14 +15,28 @@ extension ScriptRunner {
 
         add("kfl.match") { [unowned self] args throws(HelperError) in
             let query = try compiled(try Arguments(args, "kfl.match").string(0, "query"))
-            let entry = args.count > 1 ? args[1] : .undefined
-            let bytes: [UInt8]
-            switch entry {
-            case .json(let text): bytes = Array(text.utf8)
-            case .jsonBytes(let b): bytes = b
+            switch args.count > 1 ? args[1] : .undefined {
+            case .json(let text): return .bool(Self.matches(query, Array(text.utf8)))
+            case .jsonBytes(let b): return .bool(Self.matches(query, b))
             default: return .bool(false)
             }
-            return .bool(bytes.withUnsafeBytes { query.matches(json: $0, nowMs: wallClockNanoseconds() / 1_000_000) })
+        }
+        // The prelude's kfl.match for the hook's own argument: the entry's JSON as captured.
+        add("__ks.kflMatchItem") { [unowned self] args throws(HelperError) in
+            let a = Arguments(args, "kfl.match")
+            let query = try compiled(try a.string(0, "query"))
+            guard case .number(let n) = a.at(1), let i = Int(exactly: n), batchEntries.indices.contains(i) else {
+                return .bool(false)
+            }
+            return .bool(Self.matches(query, batchEntries[i]))
+        }
+        add("__ks.itemThrew") { [unowned self] args in
+            // An allocation refused for the cap stops the script, as when a call
+            // throws it: the prelude rethrows.
+            if engine?.allocationRefused == true { return .bool(false) }
+            updateStatus { $0.errors += 1 }
+            logError("onItemCaptured threw: \(args.first?.text ?? "")")
+            return .bool(true)
         }
         add("kfl.validate") { [unowned self] args throws(HelperError) in
             let text = try Arguments(args, "kfl.validate").string(0, "query")
@@ -32,12 +46,12 @@ extension ScriptRunner {
 
         add("file.write") { [unowned self] args throws(HelperError) in
             let a = Arguments(args, "file.write")
-            try files.write(try a.string(0, "path"), a.text(1), append: false)
+            try storing { () throws(HelperError) in try files.write(try a.string(0, "path"), a.text(1), append: false) }
             return .undefined
         }
         add("file.append") { [unowned self] args throws(HelperError) in
             let a = Arguments(args, "file.append")
-            try files.write(try a.string(0, "path"), a.text(1), append: true)
+            try storing { () throws(HelperError) in try files.write(try a.string(0, "path"), a.text(1), append: true) }
             return .undefined
         }
         add("file.delete") { [unowned self] args throws(HelperError) in
@@ -54,7 +68,7 @@ extension ScriptRunner {
         }
         add("file.copy") { [unowned self] args throws(HelperError) in
             let a = Arguments(args, "file.copy")
-            try files.move(try a.string(0, "from"), try a.string(1, "to"), copy: true)
+            try storing { () throws(HelperError) in try files.move(try a.string(0, "from"), try a.string(1, "to"), copy: true) }
             return .undefined
         }
         add("file.temp") { [unowned self] args throws(HelperError) in
@@ -68,15 +82,17 @@ extension ScriptRunner {
                                           ext: nil, makeDirectory: true))
         }
         add("file.tar") { [unowned self] args throws(HelperError) in
-            .string(try files.tar(try Arguments(args, "file.tar").string(0, "path")))
+            .string(try storing { () throws(HelperError) in try files.tar(try Arguments(args, "file.tar").string(0, "path")) })
         }
 
         add("pcap.path") { [unowned self] args throws(HelperError) in
-            .string(try pcapPath(try Arguments(args, "pcap.path").string(0, "stream")))
+            .string(try storing { () throws(HelperError) in try pcapPath(try Arguments(args, "pcap.path").string(0, "stream")) })
         }
         add("pcap.snapshot") { [unowned self] args throws(HelperError) in
             let a = Arguments(args, "pcap.snapshot")
-            return .string(try snapshot(streams: try a.optionalStrings(0), directory: a.optionalString(1)))
+            return .string(try storing { () throws(HelperError) in
+                try snapshot(streams: try a.optionalStrings(0), directory: a.optionalString(1))
+            })
         }
 
         add("vendor.webhook") { [unowned self] args throws(HelperError) in
@@ -115,6 +131,30 @@ extension ScriptRunner {
 
     static let maxJobs = 1000
 
+    static func matches(_ query: KFLQuery, _ json: [UInt8]) -> Bool {
+        json.withUnsafeBytes { query.matches(json: $0, nowMs: wallClockNanoseconds() / 1_000_000) }
+    }
+
+    /// Runs a helper that adds to the scripting directory. A refusal for its disk
+    /// cap is thrown to the script and logged too (at most once a second), so a
+    /// script that catches it still leaves a trace.
+    private func storing<T>(_ body: () throws(HelperError) -> T) throws(HelperError) -> T {
+        do throws(HelperError) { return try body() } catch {
+            if error.isStorageRefusal {
+                let now = monotonicNanoseconds()
+                if now - lastStorageLogNs >= 1_000_000_000 {
+                    let more = storageRefusalsSuppressed > 0 ? " (\(storageRefusalsSuppressed) more refused)" : ""
+                    log.append(script: title, level: "system", error.message + more)
+                    lastStorageLogNs = now
+                    storageRefusalsSuppressed = 0
+                } else {
+                    storageRefusalsSuppressed += 1
+                }
+            }
+            throw error
+        }
+    }
+
     private func consoleLine(_ level: String, _ args: [ScriptValue]) -> ScriptValue {
         log.append(script: title, level: level, args.map(\.text).joined(separator: " "))
         return .undefined
@@ -146,7 +186,7 @@ extension ScriptRunner {
         let safe = String(stream.map { $0.isLetter || $0.isNumber ? $0 : "_" })
         let path = try files.resolve("pcaps/\(safe).pcap")
         try files.makeParent(of: path)
-        try writePcap(path, flows: [flow])
+        try files.produce(path, what: "pcap.path") { () throws(HelperError) in try writePcap(path, flows: [flow]) }
         return path
     }
 
@@ -162,12 +202,14 @@ extension ScriptRunner {
         snapshotCounter += 1
         let stamp = Self.fileStamp(wallClockNanoseconds())
         let path = "\(dir)/snapshot-\(stamp)-\(snapshotCounter).pcap"
-        if flows.isEmpty {
-            do { try RingExport.write(to: path, catalogue: environment.ring) } catch {
-                throw HelperError("pcap.snapshot: \(error.description)")
+        try files.produce(path, what: "pcap.snapshot") { () throws(HelperError) in
+            if flows.isEmpty {
+                do throws(RingError) { _ = try RingExport.write(to: path, catalogue: environment.ring) } catch {
+                    throw HelperError("pcap.snapshot: \(error.description)")
+                }
+            } else {
+                try writePcap(path, flows: flows)
             }
-        } else {
-            try writePcap(path, flows: flows)
         }
         return path
     }

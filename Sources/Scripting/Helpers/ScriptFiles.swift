@@ -4,10 +4,13 @@ import Host
 /// The `file` helpers' file system: every path a script gives is taken inside
 /// one root directory (absolute paths must already point inside it, relative
 /// ones are relative to it), and `..` or symbolic links never lead out.
+/// What the helpers add to it counts against `storage`'s cap.
 public struct ScriptFiles: Sendable {
     public let root: String
+    public let storage: ScriptStorage
 
-    public init(root: String) throws(HelperError) {
+    public init(root: String, storage: ScriptStorage = ScriptStorage(limitBytes: .max)) throws(HelperError) {
+        self.storage = storage
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         } catch {
@@ -60,6 +63,8 @@ public struct ScriptFiles: Sendable {
 
     func write(_ path: String, _ content: String, append: Bool) throws(HelperError) {
         let full = try resolve(path)
+        let replaced = append ? 0 : ScriptStorage.bytes(under: full)
+        try storage.reserve(Int64(content.utf8.count) - replaced, root: root, what: append ? "file.append" : "file.write")
         try makeParent(of: full)
         let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC)
         let fd = open(full, flags, 0o644)
@@ -100,13 +105,20 @@ public struct ScriptFiles: Sendable {
         let full = try resolve(path)
         guard full != root else { throw HelperError("the scripting directory itself cannot be deleted") }
         guard FileManager.default.fileExists(atPath: full) else { return }
+        let freed = ScriptStorage.bytes(under: full)
         do { try FileManager.default.removeItem(atPath: full) } catch {
+            storage.remeasure()
             throw HelperError("\(path): \(error.localizedDescription)")
         }
+        try? storage.reserve(-freed, root: root, what: "file.delete")
     }
 
     func move(_ from: String, _ to: String, copy: Bool) throws(HelperError) {
         let a = try resolve(from), b = try resolve(to)
+        // A move stays inside the directory (it adds nothing); a copy adds the source's bytes.
+        if copy {
+            try storage.reserve(ScriptStorage.bytes(under: a) - ScriptStorage.bytes(under: b), root: root, what: "file.copy")
+        }
         try makeParent(of: b)
         if FileManager.default.fileExists(atPath: b) { try delete(to) }
         do {
@@ -141,9 +153,30 @@ public struct ScriptFiles: Sendable {
         guard full != root else { throw HelperError("the scripting directory itself cannot be packed") }
         guard FileManager.default.fileExists(atPath: full) else { throw HelperError("\(path): no such file or directory") }
         let out = full + ".tar.gz"
-        let r = SystemCommand.run("tar", ["-czf", out, "-C", (full as NSString).deletingLastPathComponent,
-                                           (full as NSString).lastPathComponent])
-        guard r.ok else { throw HelperError("tar \(path): \(r.output)") }
+        try produce(out, what: "file.tar") { () throws(HelperError) in
+            let r = SystemCommand.run("tar", ["-czf", out, "-C", (full as NSString).deletingLastPathComponent,
+                                               (full as NSString).lastPathComponent])
+            guard r.ok else { throw HelperError("tar \(path): \(r.output)") }
+        }
         return out
+    }
+
+    /// Runs `write`, which makes the file `full` (replacing any), of a size known
+    /// only once written: refused before when the directory is already full,
+    /// and removed (and refused) when it took the directory past its cap.
+    func produce(_ full: String, what: String, _ write: () throws(HelperError) -> Void) throws(HelperError) {
+        let replaced = ScriptStorage.bytes(under: full)
+        try storage.ensureRoom(root: root, what: what)
+        do throws(HelperError) { try write() } catch {
+            storage.remeasure()
+            throw error
+        }
+        do throws(HelperError) {
+            try storage.reserve(ScriptStorage.bytes(under: full) - replaced, root: root, what: what)
+        } catch {
+            unlink(full)
+            storage.remeasure()
+            throw error
+        }
     }
 }

@@ -57,6 +57,34 @@ enum Prelude {
         pass: function (data) { data.passed = true; data.failed = false; return data; },
         fail: function (data) { data.passed = false; data.failed = true; return data; }
       };
+      // Entries arrive as one JSON array per batch; the hook is called per entry,
+      // each call with a budget of its own (restart: the engine allows one per
+      // entry), and a throw ends only that entry's call (logged by itemThrew,
+      // which answers false when the heap ran out of memory: that stops the script).
+      var restart = ks.restart, itemThrew = ks.itemThrew, matchItem = ks.kflMatchItem;
+      delete ks.restart; delete ks.itemThrew; delete ks.kflMatchItem;
+      var current = null, currentIndex = -1, match = g.kfl.match;
+      // kfl.match on the hook's own argument reads the entry as captured (its
+      // JSON, kept by the host) instead of encoding the object again.
+      g.kfl.match = function (query, entry) {
+        if (entry === current && current !== null) return matchItem(query, currentIndex);
+        return match(query, entry);
+      };
+      g.__ksEntries = function (list) {
+        for (var i = 0; i < list.length; i++) {
+          restart();
+          var hook = g.onItemCaptured;
+          current = list[i]; currentIndex = i; list[i] = null;
+          if (typeof hook !== 'function') continue;
+          try {
+            hook(current);
+          } catch (e) {
+            current = null;
+            if (!itemThrew((e && e.stack) ? String(e.stack) : String(e))) throw e;
+          }
+        }
+        current = null;
+      };
       // Packets arrive as one flat array of five numbers each (see PacketTail).
       g.__ksPackets = function (b) {
         var hook = g.onPacketCaptured;

@@ -21,6 +21,9 @@ public struct ScriptEnvironment: Sendable {
     public var nodeName = "node"
     /// Most bytes of entries waiting for one script; the script's session waits beyond it.
     public var entryQueueBytes = 8 << 20
+    /// Most bytes the scripting directory may hold (`--script-storage-limit`): the
+    /// `file.*` and `pcap.*` helpers refuse to take it beyond.
+    public var storageLimitBytes: Int64 = 1 << 30
 
     public init(ring: PacketRing, plugins: [LoadedPlugin], directory: String, sessionDirectory: String) {
         self.ring = ring

@@ -7,6 +7,8 @@ import Synchronization
 public final class ScriptManager: Sendable {
     public let log: ScriptLog
     let environment: ScriptEnvironment
+    /// The scripting directory's disk cap, shared by every script.
+    let storage: ScriptStorage
 
     private struct Script {
         var source: String
@@ -35,6 +37,7 @@ public final class ScriptManager: Sendable {
     public init(environment: ScriptEnvironment, log: ScriptLog = ScriptLog()) {
         self.environment = environment
         self.log = log
+        storage = ScriptStorage(limitBytes: environment.storageLimitBytes)
     }
 
     /// A script's title: the text of its first comment, else `fallback`.
@@ -133,7 +136,7 @@ public final class ScriptManager: Sendable {
     private func startLocked(_ title: String) {
         guard let source = scripts.withLock({ $0[title]?.source }) else { return }
         do throws(HelperError) {
-            let runner = try ScriptRunner(title: title, source: source, environment: environment, log: log)
+            let runner = try ScriptRunner(title: title, source: source, environment: environment, storage: storage, log: log)
             scripts.withLock { $0[title]?.runner = runner }
             runner.start()
         } catch {

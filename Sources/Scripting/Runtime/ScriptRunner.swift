@@ -47,7 +47,9 @@ public final class ScriptRunner: @unchecked Sendable {
     private var thread: BackgroundThread?
 
     // The runner thread's own.
-    private var engine: DuktapeEngine?
+    private(set) var engine: DuktapeEngine?
+    /// The entries of the batch the heap is running, for `kfl.match` on the hook's own argument.
+    var batchEntries: [[UInt8]] = []
     private var session: RingSession?
     var sessionRetention: RetentionStore? { session?.retention }
     private var tail: PacketTail?
@@ -60,18 +62,21 @@ public final class ScriptRunner: @unchecked Sendable {
     private var errorsLogged = 0
     private var lastErrorLogNs: Int64 = 0
     private var errorsSuppressed = 0
+    var lastStorageLogNs: Int64 = 0
+    var storageRefusalsSuppressed = 0
 
     struct ScheduledJob {
         var schedule: CronSchedule
         var nextNs: Int64?
     }
 
-    init(title: String, source: String, environment: ScriptEnvironment, log: ScriptLog) throws(HelperError) {
+    init(title: String, source: String, environment: ScriptEnvironment, storage: ScriptStorage,
+         log: ScriptLog) throws(HelperError) {
         self.title = title
         self.source = source
         self.environment = environment
         self.log = log
-        files = try ScriptFiles(root: environment.directory)
+        files = try ScriptFiles(root: environment.directory, storage: storage)
     }
 
     /// Starts the script's thread: loads it, then serves its hooks and jobs.
@@ -108,8 +113,9 @@ public final class ScriptRunner: @unchecked Sendable {
         while !closing && queuedEntryBytes > environment.entryQueueBytes { condition.wait() }
         guard !closing else { return }
         queuedEntryBytes += json.count
+        // The script's thread waits only for an empty queue: wake it once per batch, not per entry.
+        if work.isEmpty { condition.broadcast() }
         work.append(.entry(json, stream: stream, flow: flow))
-        condition.broadcast()
     }
 
     /// A batch of packet metadata; dropped (and counted) when the script is far behind.
@@ -218,23 +224,54 @@ public final class ScriptRunner: @unchecked Sendable {
             condition.unlock()
 
             guard runDueJobs() else { return }
-            for (i, item) in batch.enumerated() {
-                guard handle(item) else {
-                    for case .query(_, _, _, let reply) in batch[(i + 1)...] { reply(nil) }
+            var i = 0
+            while i < batch.count {
+                // Consecutive entries go to the heap together (one call, one JSON decode).
+                var end = i, bytes = 0
+                while end < batch.count, end - i < Self.entryBatchCount, bytes < Self.entryBatchBytes,
+                      case .entry(let json, _, _) = batch[end] {
+                    bytes += json.count
+                    end += 1
+                }
+                let ok = end > i ? handleEntries(batch[i..<end]) : handle(batch[i])
+                i = max(end, i + 1)
+                guard ok else {
+                    for case .query(_, _, _, let reply) in batch[i...] { reply(nil) }
                     return
                 }
             }
         }
     }
 
+    /// Most entries, and about the most bytes of them, in one call into the heap.
+    static let entryBatchCount = 256
+    static let entryBatchBytes = 1 << 20
+
+    /// Hands consecutive entries to `onItemCaptured` in one call: the prelude's
+    /// `__ksEntries` gets them as one array (one JSON decode) and calls the hook per entry,
+    /// each call with its own budget; a throw ends only its entry's call.
+    private func handleEntries(_ items: ArraySlice<Work>) -> Bool {
+        guard let engine else { return false }
+        var list: [UInt8] = [UInt8(ascii: "[")]
+        batchEntries.removeAll(keepingCapacity: true)
+        for case .entry(let json, let stream, let flow) in items {
+            streams.remember(stream, flow)
+            if !batchEntries.isEmpty { list.append(UInt8(ascii: ",")) }
+            list.append(contentsOf: json)
+            batchEntries.append(json)
+        }
+        list.append(UInt8(ascii: "]"))
+        updateStatus { $0.entries += UInt64(batchEntries.count) }
+        defer { batchEntries.removeAll(keepingCapacity: true) }
+        return call(engine, "__ksEntries", [.jsonBytes(list)], items: batchEntries.count, as: "onItemCaptured") != nil
+    }
+
     /// Handles one item; false when the script had to be stopped.
     private func handle(_ item: Work) -> Bool {
         guard let engine else { return false }
         switch item {
-        case .entry(let json, let stream, let flow):
-            streams.remember(stream, flow)
-            updateStatus { $0.entries += 1 }
-            return call(engine, "onItemCaptured", [.jsonBytes(json)]) != nil
+        case .entry:
+            return handleEntries([item][...])
         case .packets(let batch):
             updateStatus { $0.packets += UInt64(batch.count / PacketTail.stride) }
             return call(engine, "__ksPackets", [.numbers(batch)]) != nil
@@ -250,10 +287,12 @@ public final class ScriptRunner: @unchecked Sendable {
         }
     }
 
-    /// Calls a function; logs a throw. Returns nil when the script was stopped.
-    private func call(_ engine: DuktapeEngine, _ name: String, _ arguments: [ScriptValue]) -> ScriptValue? {
+    /// Calls a function (`label` names it in the log); logs a throw. Returns nil when the script was stopped.
+    private func call(_ engine: DuktapeEngine, _ function: String, _ arguments: [ScriptValue], items: Int = 0,
+                      as label: String? = nil) -> ScriptValue? {
+        let name = label ?? function
         do throws(ScriptFailure) {
-            let value = try engine.call(name, arguments)
+            let value = try engine.call(function, arguments, items: items)
             updateStatus { $0.memoryBytes = engine.memoryUsed; $0.memoryPeakBytes = engine.memoryPeak }
             return value
         } catch {
@@ -268,7 +307,7 @@ public final class ScriptRunner: @unchecked Sendable {
     }
 
     /// Logs a script's error, at most a few a second (a hook failing on every entry).
-    private func logError(_ message: String) {
+    func logError(_ message: String) {
         let now = monotonicNanoseconds()
         if errorsLogged < 10 || now - lastErrorLogNs >= 1_000_000_000 {
             let more = errorsSuppressed > 0 ? " (\(errorsSuppressed) more errors not shown)" : ""
