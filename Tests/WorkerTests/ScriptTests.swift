@@ -259,6 +259,12 @@ struct ScriptTests {
                 }
                 jobs.schedule("save", "@every 1s", function () { file.write("packets.json", JSON.stringify({packets: packets, bytes: bytes})); });
                 """,
+            "thrower.js": """
+                // Throws on every second packet
+                var n = 0;
+                function onPacketCaptured(info) { n++; if (n % 2 === 0) throw new Error("even packet " + n); }
+                jobs.schedule("save", "@every 1s", function () { file.write("thrower.json", JSON.stringify({packets: n})); });
+                """,
         ])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let upload = try TestProcess.run(TestProcess.kubeshark, ["scripts", "--url", worker.base, "--dir", dir])
@@ -286,6 +292,15 @@ struct ScriptTests {
         }
         #expect(Self.wait(10) { ring() > 0 && seen() == ring() }, "script saw \(seen()), ring wrote \(ring())")
         #expect((try Self.scripts(worker))["Packet meter"]?["errors"] as? Int == 0)
+        // A throw ends only that packet's call: the thrower saw every packet too, and each throw is counted.
+        let thrown = worker.dataDirectory + "/scripting/thrower.json"
+        func thrownSeen() -> Int {
+            guard let data = FileManager.default.contents(atPath: thrown),
+                  let o = try? JSONSerialization.jsonObject(with: data) as? [String: Int] else { return -2 }
+            return o["packets"] ?? -2
+        }
+        #expect(Self.wait(10) { thrownSeen() == ring() }, "thrower saw \(thrownSeen()), ring wrote \(ring())")
+        #expect((try Self.scripts(worker))["Throws on every second packet"]?["errors"] as? Int == ring() / 2)
 
         // Deactivate by title; the list shows it.
         let off = try TestProcess.run(TestProcess.kubeshark, ["scripts", "--url", worker.base, "--deactivate", "Packet meter", "--list"])

@@ -32,10 +32,11 @@ extension ScriptRunner {
         }
         add("__ks.itemThrew") { [unowned self] args in
             // An allocation refused for the cap stops the script, as when a call
-            // throws it: the prelude rethrows.
+            // throws it: the prelude rethrows. The second argument names the hook.
             if engine?.allocationRefused == true { return .bool(false) }
             updateStatus { $0.errors += 1 }
-            logError("onItemCaptured threw: \(args.first?.text ?? "")")
+            let hook = args.count > 1 ? args[1].text : "onItemCaptured"
+            logError("\(hook) threw: \(args.first?.text ?? "")")
             return .bool(true)
         }
         add("kfl.validate") { [unowned self] args throws(HelperError) in

@@ -89,9 +89,14 @@ enum Prelude {
       g.__ksPackets = function (b) {
         var hook = g.onPacketCaptured;
         if (typeof hook !== 'function') return;
+        // A throw ends only that packet's call (the batch shares one budget).
         for (var i = 0; i + 4 < b.length; i += 5) {
-          hook({ timestamp: b[i], captureLength: b[i + 1], length: b[i + 2],
-                 truncated: b[i + 3] !== 0, fragmented: b[i + 4] !== 0 });
+          try {
+            hook({ timestamp: b[i], captureLength: b[i + 1], length: b[i + 2],
+                   truncated: b[i + 3] !== 0, fragmented: b[i + 4] !== 0 });
+          } catch (e) {
+            if (!itemThrew((e && e.stack) ? String(e.stack) : String(e), 'onPacketCaptured')) throw e;
+          }
         }
       };
     })(this);
