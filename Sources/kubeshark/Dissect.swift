@@ -94,7 +94,7 @@ struct Dissect: ParsableCommand {
                 defer {
                     if let tracer {
                         tracer.close()
-                        for chunk in tracer.drain() { session.process(tls: chunk) }
+                        tracer.drain { session.process(tls: $0) }
                         let s = tracer.statistics
                         warn("TLS: \(s.chunksRead) chunks read, \(s.probe.lost) lost in the kernel ring, "
                             + "\(s.chunksDropped) dropped by us, \(s.probe.truncatedCalls) calls larger than the probes copy")
@@ -106,7 +106,7 @@ struct Dissect: ParsableCommand {
                     let limit = count.map { max(0, $0 - seen) } ?? 256
                     if limit == 0 { break }
                     let outcome = try backend.read(maxPackets: min(limit, 256), { session.process($0); seen += 1 })
-                    if let tracer { for chunk in tracer.drain() { session.process(tls: chunk) } }
+                    if let tracer { tracer.drain { session.process(tls: $0) } }
                     switch outcome {
                     case .end: break loop
                     case .packets, .timeout:

@@ -93,6 +93,33 @@ struct TLSCaptureTests {
         #expect(orphanedTLSPrograms().isEmpty, "left behind: \(orphanedTLSPrograms())")
     }
 
+    @Test("gRPC through nginx (TLS, grpc_pass to grpcio in plaintext): service, method and status, decrypted",
+          .enabled(if: FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/grpc"), "needs python3-grpcio"))
+    func grpcOverTLS() throws {
+        let pod = try TLSServerPod(tag: "tlsg", subnet: 76)
+        defer { pod.remove() }
+        try pod.startGRPCServer()
+        let (entries, stderr) = try capture(on: pod, netns: pod.namespace) {
+            // grpcio's own TLS is BoringSSL (not traced): the client is curl, nginx's OpenSSL calls are read.
+            #expect(pod.grpc("/kstest.Greeter/Hello") == 200)
+            #expect(pod.grpc("/kstest.Greeter/Fail") == 200)
+        }
+        let calls = entries.filter { ($0["protocol"] as? [String: Any])?["name"] as? String == "grpc" }
+        #expect(calls.count == 2 && entries.count == 2, "entries: \(entries) stderr: \(stderr)")
+        var statuses: [String: Int] = [:]
+        for e in calls {
+            #expect(e["tls"] as? Bool == true && e["process"] as? String == "nginx", "\(e)")
+            let request = e["request"] as? [String: Any]
+            #expect(request?["service"] as? String == "kstest.Greeter", "\(e)")
+            let response = e["response"] as? [String: Any]
+            if let method = request?["rpcMethod"] as? String { statuses[method] = response?["grpcStatus"] as? Int }
+            if request?["rpcMethod"] as? String == "Fail" {
+                #expect(response?["grpcMessage"] as? String == "no such greeting", "\(e)")
+            }
+        }
+        #expect(statuses == ["Hello": 0, "Fail": 5], "\(calls)")
+    }
+
     @Test("a process outside the scope is not captured")
     func processOutOfScope() throws {
         let pod = try TLSServerPod(tag: "tlso", subnet: 71)

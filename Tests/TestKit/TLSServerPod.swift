@@ -2,7 +2,8 @@ import Foundation
 
 /// A pod serving HTTPS: a `TestPod` network namespace (veth to the host) running
 /// nginx with a self-signed certificate made by openssl, HTTP/1.1 and HTTP/2
-/// (ALPN h2) on port 8443. `remove()` stops everything.
+/// (ALPN h2) on port 8443; `/kstest.Greeter/` goes to a gRPC server on the pod's
+/// 127.0.0.1:50051 in plaintext (`startGRPCServer`). `remove()` stops everything.
 public final class TLSServerPod {
     public let pod: TestPod
     public let port = 8443
@@ -41,6 +42,7 @@ public final class TLSServerPod {
                     root \(d)/www;
                     location /api/ { return 201 "created\\n"; }
                     location /teapot/ { return 418 "teapot\\n"; }
+                    location /kstest.Greeter/ { grpc_pass grpc://127.0.0.1:50051; }
                   }
                 }
                 """
@@ -84,6 +86,47 @@ public final class TLSServerPod {
             ?? (try? TestProcess.run(TestProcess.which("curl") ?? "/usr/bin/curl", arguments))
         guard let r, r.status == 0 else { return nil }
         return Int(r.stdout)
+    }
+
+    /// Starts a Python grpcio server in the pod on 127.0.0.1:50051 (behind nginx):
+    /// `kstest.Greeter/Hello` answers, `kstest.Greeter/Fail` ends NOT_FOUND "no such greeting".
+    /// It stays until the pod is removed.
+    public func startGRPCServer() throws {
+        let script = """
+            import grpc, time
+            from concurrent import futures
+            def hello(request, context): return b'\\x0a\\x0bhello world'
+            def fail(request, context): context.abort(grpc.StatusCode.NOT_FOUND, 'no such greeting')
+            handlers = grpc.method_handlers_generic_handler('kstest.Greeter', {
+                'Hello': grpc.unary_unary_rpc_method_handler(hello),
+                'Fail': grpc.unary_unary_rpc_method_handler(fail)})
+            server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+            server.add_generic_rpc_handlers((handlers,))
+            server.add_insecure_port('127.0.0.1:50051')
+            server.start()
+            print('ready', flush=True)
+            time.sleep(300)
+            """
+        let grpc = Process()
+        grpc.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        grpc.arguments = ["netns", "exec", namespace, "/usr/bin/python3", "-c", script]
+        let out = Pipe()
+        grpc.standardOutput = out
+        grpc.standardError = FileHandle.nullDevice
+        try grpc.run()
+        guard TestProcess.waitFor("ready", in: out).contains("ready") else {
+            throw TestPod.PodFailure(message: "the grpcio server did not start (python3-grpcio installed?)")
+        }
+    }
+
+    /// One unary gRPC call through nginx with curl (HTTP/2 over TLS, a hand-built
+    /// length-prefixed message); returns the HTTP status, or nil.
+    public func grpc(_ path: String) -> Int? {
+        let message: [UInt8] = [0, 0, 0, 0, 7, 0x0a, 5] + Array("world".utf8)
+        let file = directory.appendingPathComponent("grpc-request.bin")
+        guard (try? Data(message).write(to: file)) != nil else { return nil }
+        return curl(["--http2", "-H", "content-type: application/grpc", "-H", "te: trailers",
+                     "--data-binary", "@\(file.path)", path])
     }
 
     /// One HTTP/1.1 request through `openssl s_client`; returns the status line.

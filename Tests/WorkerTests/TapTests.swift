@@ -82,6 +82,16 @@ struct TapTests {
             let dst = e["dst"] as? [String: Any]
             #expect(dst?["name"] as? String == "secure-0" && dst?["namespace"] as? String == Self.shopNamespace, "\(e)")
         }
+        // In the dashboard: a lock on both rows, and the detail says where the plaintext came from.
+        guard TestProcess.which("chromium") != nil else { return }
+        let steps = try DashboardBrowserTests.drive(worker, ["--expect-count", "2"])
+        let rows = (steps["load"]?["rows"] as? [[String]]) ?? []
+        #expect(rows.count == 2 && rows.allSatisfy { $0.first?.hasSuffix("🔒") == true }, "\(rows)")
+        let detail = try #require(steps["detail"])
+        #expect(detail["tls"] as? String == "🔒 TLS", "\(detail)")
+        let meta = (detail["meta"] as? [[String]]) ?? []
+        #expect(meta.contains { $0.first == "TLS" && $0.last?.hasPrefix("decrypted in nginx (pid ") == true }, "\(meta)")
+        #expect(detail["elements"] as? Int == 0)
     }
 
     @Test("in the browser: pod names in the list, the body in the detail, a captured <script> shown as text, the pcap",

@@ -174,6 +174,8 @@ async def open_and_download(cdp, args, downloads):
     await asyncio.sleep(0.2)
     emit("detail", opened=bool(got),
          title=await cdp.js("document.getElementById('detail-title').textContent"),
+         tls=await cdp.js("(document.querySelector('#detail-title .tls-badge')||{}).textContent || ''"),
+         meta=await cdp.js("[...document.querySelectorAll('#detail-meta dt')].map(t => [t.textContent, t.nextElementSibling.textContent])"),
          selected=await cdp.js("(document.querySelector('#list .row[aria-selected=true]')||{}).textContent"),
          requestHeaders=await cdp.js("[...document.querySelectorAll('#detail-body section[aria-label=Request] table[aria-label=headers] tr')].map(r => [r.children[0].textContent, r.children[1].textContent])"),
          responseStatus=await cdp.js("(document.querySelector('#detail-body section[aria-label=Response] .resp-status')||{}).textContent"),

@@ -45,7 +45,7 @@ extension DissectionSession {
         flow.lastSeenNs = nowNs
         // Side 0 is the process's end (the key's source).
         let direction = flow.direction(ofSide: chunk.outgoing ? 0 : 1)
-        chunk.data.withUnsafeBytes { deliver($0, flow: flow, direction: direction, ts: chunk.timestampNs) }
+        chunk.withUnsafeBytes { deliver($0, flow: flow, direction: direction, ts: chunk.timestampNs) }
         let missing = chunk.missing
         if missing > 0 { handle(.gap(length: UInt64(missing), timestampNs: chunk.timestampNs), flow: flow, direction: direction) }
     }

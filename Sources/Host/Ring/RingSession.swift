@@ -19,6 +19,8 @@ public final class RingSession: @unchecked Sendable {
     /// TLS plaintext dissected beside the ring's packets, and where this session is in it.
     private let tls: TLSChunkLog?
     private var tlsCursor: UInt64 = 0
+    /// The TLS chunks being dissected, reused from batch to batch.
+    private var tlsBatch: [TLSChunk] = []
     private var thread: BackgroundThread?
     private let progress = Mutex(Progress())
 
@@ -72,7 +74,8 @@ public final class RingSession: @unchecked Sendable {
                 break
             }
             if let tls {
-                for chunk in tls.read(from: &tlsCursor) { dissection.process(tls: chunk) }
+                tls.read(from: &tlsCursor, into: &tlsBatch)
+                for i in tlsBatch.indices { dissection.process(tls: tlsBatch[i]) }
             }
             let stats = reader.statistics
             progress.withLock {

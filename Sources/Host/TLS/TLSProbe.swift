@@ -20,7 +20,24 @@ final class TLSProbe {
     final class Receiver {
         var chunks: [TLSChunk] = []
         let clockOffsetNs: Int64
-        init(clockOffsetNs: Int64) { self.clockOffsetNs = clockOffsetNs }
+        let pool: TLSPayloadPool
+        var names = TLSProcessNames()
+        init(clockOffsetNs: Int64, pool: TLSPayloadPool = .shared) {
+            self.clockOffsetNs = clockOffsetNs
+            self.pool = pool
+        }
+
+        /// One event of the ring buffer (`size` bytes present).
+        func receive(_ event: UnsafePointer<ks_tls_event>, size: Int) {
+            let process = names.name(of: event)
+            chunks.append(TLSChunk(event: event, size: size, clockOffsetNs: clockOffsetNs, process: process, pool: pool))
+        }
+
+        /// Hands the chunks collected to `out` (emptied first, its capacity kept for the next time).
+        func take(into out: inout [TLSChunk]) {
+            out.removeAll(keepingCapacity: true)
+            swap(&chunks, &out)
+        }
     }
 
     /// Loads the program and attaches its syscall tracepoints. The calling process is never traced.
@@ -33,8 +50,7 @@ final class TLSProbe {
         probe = object.withUnsafeBytes { bytes in
             ks_tls_open(bytes.baseAddress, bytes.count, UInt32(getpid()), { context, event, size in
                 guard let context, let event else { return }
-                let receiver = Unmanaged<Receiver>.fromOpaque(context).takeUnretainedValue()
-                receiver.chunks.append(TLSChunk(event: event, size: size, clockOffsetNs: receiver.clockOffsetNs))
+                Unmanaged<Receiver>.fromOpaque(context).takeUnretainedValue().receive(event, size: size)
             }, context, &error, error.count)
         }
         guard probe != nil else { throw TLSProbeError(text(error)) }
@@ -87,12 +103,12 @@ final class TLSProbe {
     func addNetworkNamespace(_ inode: UInt32) { if let probe { _ = ks_tls_add_netns(probe, inode) } }
     func removeNetworkNamespace(_ inode: UInt32) { if let probe { _ = ks_tls_remove_netns(probe, inode) } }
 
-    /// Reads what the probes reported, waiting at most `timeoutMs` for the first chunk.
-    func poll(timeoutMs: Int32) -> [TLSChunk] {
-        guard let probe else { return [] }
+    /// Reads what the probes reported into `chunks` (replacing what it held), waiting at
+    /// most `timeoutMs` for the first one. Reusing `chunks` allocates nothing.
+    func poll(timeoutMs: Int32, into chunks: inout [TLSChunk]) {
+        guard let probe else { return chunks.removeAll(keepingCapacity: true) }
         _ = ks_tls_poll(probe, timeoutMs)
-        defer { receiver.chunks.removeAll(keepingCapacity: true) }
-        return receiver.chunks
+        receiver.take(into: &chunks)
     }
 
     /// The program's counters (chunks written, refused by a full ring, ...).

@@ -192,7 +192,7 @@ extension TLSChunkLog {
                     stream = TLSStreamPcap(client: client, server: server)
                     stream!.open(timestampNs: chunk.timestampNs)
                 }
-                chunk.data.withUnsafeBytes {
+                chunk.withUnsafeBytes {
                     stream!.append($0, fromClient: fromClient, missing: chunk.missing, timestampNs: chunk.timestampNs)
                 }
                 lastNs = chunk.timestampNs

@@ -55,6 +55,8 @@ public final class TLSTracer: @unchecked Sendable {
     private let log: TLSChunkLog?
     private let report: @Sendable (TLSProcessFinding) -> Void
     private let queue = Mutex<[TLSChunk]>([])
+    /// The queue's other array: `drain(_:)` swaps the two, so neither is reallocated.
+    private let drained = Mutex<[TLSChunk]>([])
     private let pendingScope = Mutex<TLSScope?>(nil)
     private let published = Mutex(TLSTracerStatistics())
     private let foundList = Mutex<[TLSProcessFinding]>([])
@@ -110,6 +112,24 @@ public final class TLSTracer: @unchecked Sendable {
         }
     }
 
+    /// Hands each chunk read so far to `body`, oldest first, then gives its buffer back to
+    /// the pool (unless `body` kept the chunk): the steady state allocates nothing.
+    /// One caller at a time.
+    public func drain(_ body: (TLSChunk) -> Void) {
+        var batch = drained.withLock { spare in
+            var taken: [TLSChunk] = []
+            swap(&taken, &spare)
+            return taken
+        }
+        queue.withLock { q in swap(&q, &batch) }
+        for i in batch.indices {
+            body(batch[i])
+            TLSPayloadPool.shared.recycle(&batch[i].payload)
+        }
+        batch.removeAll(keepingCapacity: true)
+        drained.withLock { spare in swap(&spare, &batch) }
+    }
+
     public var statistics: TLSTracerStatistics { published.withLock { $0 } }
 
     /// Every finding so far.
@@ -128,9 +148,10 @@ public final class TLSTracer: @unchecked Sendable {
 
     private func run() {
         var lastScan = monotonicNanoseconds()
+        var chunks: [TLSChunk] = []
         while running.load(ordering: .acquiring) {
-            let chunks = probe.poll(timeoutMs: 50)
-            if !chunks.isEmpty { enqueue(chunks) }
+            probe.poll(timeoutMs: 50, into: &chunks)
+            if !chunks.isEmpty { enqueue(&chunks) }
             if let next = pendingScope.withLock({ s -> TLSScope? in defer { s = nil }; return s }), next != scope {
                 apply(next)
                 // Processes examined while out of scope are looked at again.
@@ -144,24 +165,26 @@ public final class TLSTracer: @unchecked Sendable {
             }
         }
         // What is still in the ring when capture stops.
-        enqueue(probe.poll(timeoutMs: 0))
+        probe.poll(timeoutMs: 0, into: &chunks)
+        enqueue(&chunks)
     }
 
-    private func enqueue(_ incoming: [TLSChunk]) {
-        var chunks = incoming
+    /// Passes the chunks on (to the log, or the queue for `drain`); `chunks` is left empty.
+    private func enqueue(_ chunks: inout [TLSChunk]) {
         for i in chunks.indices {
             if let port = chunks[i].local?.port { chunks[i].localIsServer = isListening(port, chunks[i]) }
         }
         read &+= UInt64(chunks.count)
         if let log {
-            log.append(chunks)
+            log.append(taking: &chunks)
             return
         }
         queue.withLock { q in
             let room = max(0, Self.queueLimit - q.count)
             if chunks.count > room { dropped &+= UInt64(chunks.count - room) }
-            q.append(contentsOf: chunks.prefix(room))
+            for i in 0..<min(room, chunks.count) { q.append(chunks[i]) }
         }
+        chunks.removeAll(keepingCapacity: true)
     }
 
     /// Whether `port` listens in the chunk's process's network namespace: that end

@@ -266,8 +266,16 @@
     }
     row._badge = el("span", "badge");
     row._cells.proto.appendChild(row._badge);
+    // A lock on entries decrypted from a process's TLS calls (empty otherwise, so the cell's text stays the protocol's).
+    row._tls = el("span", "tls-mark");
+    row._cells.proto.appendChild(row._tls);
     row._idx = -1;
     return row;
+  }
+
+  // The process a TLS entry's plaintext came from: "nginx (pid 4242)".
+  function tlsOrigin(e) {
+    return `${e.process || "a process"}${typeof e.pid === "number" ? ` (pid ${e.pid})` : ""}`;
   }
 
   function fillRow(row, idx, e) {
@@ -283,6 +291,8 @@
     row._badge.style.background = p.backgroundColor || "";
     row._badge.style.color = p.foregroundColor || "";
     row._badge.title = p.longName || p.name || "";
+    row._tls.textContent = e.tls === true ? "🔒" : "";
+    row._tls.title = e.tls === true ? `TLS, decrypted in ${tlsOrigin(e)}` : "";
     c.method.textContent = e.method || "";
     c.summary.textContent = e.summary || "";
     c.summary.title = e.summary || "";
@@ -400,6 +410,7 @@
     badge.style.background = p.backgroundColor || "";
     badge.style.color = p.foregroundColor || "";
     title.appendChild(badge);
+    if (e.tls === true) title.appendChild(el("span", "badge tls-badge", "🔒 TLS"));
     title.appendChild(el("span", "", `${e.method || ""} ${e.summary || ""}`.trim() || e.id));
     const st = statusOf(e);
     if (st.text) title.appendChild(el("span", `st ${st.cls}`, st.text));
@@ -412,6 +423,7 @@
     const add = (k, v) => { if (v !== "" && v !== undefined) { meta.appendChild(el("dt", "", k)); meta.appendChild(el("dd", "", v)); } };
     const longName = p.longName || p.name || "";
     add("protocol", p.version && !longName.includes(p.version) ? `${longName} ${p.version}` : longName);
+    if (e.tls === true) add("TLS", `decrypted in ${tlsOrigin(e)} (OpenSSL calls)`);
     add("source", endpointLong(e.src));
     add("destination", endpointLong(e.dst));
     if (typeof e.timestamp === "number") add("time", new Date(e.timestamp).toISOString());
