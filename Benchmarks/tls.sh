@@ -11,7 +11,7 @@
 # Settings: REQUESTS (default 20000), CLIENTS (default 4), STREAMS (h2 streams
 # per client, default 10), RUNS (default 3, best shown), KUBESHARK (default
 # .build/release/kubeshark), OUT (default /tmp/ks-bench-tls), SETTLE (seconds
-# between the probes being attached and the load, default 2).
+# between the probes being attached and the load, default 0).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/.."
@@ -87,12 +87,12 @@ for proto in h1 h2; do
     best=0
     for run in $(seq "$RUNS"); do
       if [[ $mode == probes ]]; then
+        # The previous run's log must go first: its "capturing on" line would start the load too early.
+        rm -f "$OUT/kubeshark.err"
         "$KUBESHARK" dissect --live -i "$HOSTIF" --tls-netns "$NS" --output json > "$OUT/entries.json" 2> "$OUT/kubeshark.err" &
         ks=$!
         for _ in $(seq 100); do grep -q "capturing on" "$OUT/kubeshark.err" && break; sleep 0.1; done
-        # Known issue (docs/tls.md): load started within about a second of "capturing on"
-        # loses the first plaintext of its connections; this measures the steady state.
-        sleep "${SETTLE:-2}"
+        sleep "${SETTLE:-0}"
       fi
       start=$(date +%s.%N)
       read -r rps ok < <(load "$proto")
